@@ -1,0 +1,56 @@
+# Helpers in the manner of abseil's absl_cc_library: one call per target, sources listed, not globbed.
+#
+# leakgate_cc_library(NAME name HDRS ... SRCS ... DEPS ... [PUBLIC_INCLUDE dir])
+#   Builds static library leakgate_<name> with alias leakgate::<name>; public headers live in
+#   <dir>/include/<name>/.
+# leakgate_cc_binary(NAME name SRCS ... DEPS ...)
+#   Builds a program into ${PROJECT_BINARY_DIR}/bin.
+# leakgate_cc_test(NAME name SRCS ... DEPS ... [LABELS ...] [TIMEOUT s])
+#   Builds a GoogleTest program into ${PROJECT_BINARY_DIR}/tests and registers it with CTest.
+# leakgate_cc_benchmark(NAME name SRCS ... DEPS ...)
+#   Builds a Google Benchmark program into ${PROJECT_BINARY_DIR}/bench.
+
+set(LEAKGATE_WARNINGS -Wall -Wextra -Wpedantic -Wno-missing-field-initializers)
+
+function(leakgate_cc_library)
+  cmake_parse_arguments(ARG "" "NAME" "HDRS;SRCS;DEPS" ${ARGN})
+  add_library(leakgate_${ARG_NAME} STATIC ${ARG_SRCS} ${ARG_HDRS})
+  add_library(leakgate::${ARG_NAME} ALIAS leakgate_${ARG_NAME})
+  target_include_directories(leakgate_${ARG_NAME} PUBLIC
+    $<BUILD_INTERFACE:${CMAKE_CURRENT_SOURCE_DIR}/include>
+    $<INSTALL_INTERFACE:include>)
+  target_link_libraries(leakgate_${ARG_NAME} PUBLIC ${ARG_DEPS})
+  target_compile_options(leakgate_${ARG_NAME} PRIVATE ${LEAKGATE_WARNINGS})
+  set_target_properties(leakgate_${ARG_NAME} PROPERTIES POSITION_INDEPENDENT_CODE ON)
+endfunction()
+
+function(leakgate_cc_binary)
+  cmake_parse_arguments(ARG "" "NAME" "SRCS;DEPS" ${ARGN})
+  add_executable(${ARG_NAME} ${ARG_SRCS})
+  target_link_libraries(${ARG_NAME} PRIVATE ${ARG_DEPS})
+  target_compile_options(${ARG_NAME} PRIVATE ${LEAKGATE_WARNINGS})
+endfunction()
+
+function(leakgate_cc_test)
+  cmake_parse_arguments(ARG "" "NAME;TIMEOUT" "SRCS;DEPS;LABELS" ${ARGN})
+  add_executable(${ARG_NAME} ${ARG_SRCS})
+  target_link_libraries(${ARG_NAME} PRIVATE ${ARG_DEPS} GTest::gtest_main GTest::gmock)
+  target_compile_options(${ARG_NAME} PRIVATE ${LEAKGATE_WARNINGS})
+  target_compile_definitions(${ARG_NAME} PRIVATE
+    LEAKGATE_SOURCE_DIR="${PROJECT_SOURCE_DIR}"
+    LEAKGATE_BINARY_DIR="${PROJECT_BINARY_DIR}"
+    LEAKGATE_SHARED_DATA_DIR="${PROJECT_SOURCE_DIR}/../shared/data")
+  set_target_properties(${ARG_NAME} PROPERTIES RUNTIME_OUTPUT_DIRECTORY ${PROJECT_BINARY_DIR}/tests)
+  gtest_discover_tests(${ARG_NAME}
+    WORKING_DIRECTORY ${PROJECT_BINARY_DIR}
+    DISCOVERY_TIMEOUT 30
+    PROPERTIES LABELS "${ARG_LABELS}" TIMEOUT ${ARG_TIMEOUT})
+endfunction()
+
+function(leakgate_cc_benchmark)
+  cmake_parse_arguments(ARG "" "NAME" "SRCS;DEPS" ${ARGN})
+  add_executable(${ARG_NAME} ${ARG_SRCS})
+  target_link_libraries(${ARG_NAME} PRIVATE ${ARG_DEPS} benchmark::benchmark)
+  target_compile_options(${ARG_NAME} PRIVATE ${LEAKGATE_WARNINGS})
+  set_target_properties(${ARG_NAME} PROPERTIES RUNTIME_OUTPUT_DIRECTORY ${PROJECT_BINARY_DIR}/bench)
+endfunction()

@@ -46,7 +46,8 @@ Result<Timeframe> ParseTimeframe(std::string_view name);
 std::span<const std::string_view> KnownTimeframeNames();
 
 // Parses a point in time: an integer (milliseconds since epoch), "YYYY-MM-DD",
-// "YYYY-MM-DDTHH:MM[:SS]" or "YYYY-MM-DD HH:MM[:SS]", optionally followed by "Z". Always UTC.
+// "YYYY-MM-DDTHH:MM[:SS[.fff]]" or "YYYY-MM-DD HH:MM[:SS[.fff]]", optionally followed by "Z" (or
+// "+00:00" after a time). Always UTC: other offsets are rejected.
 Result<int64_t> ParseTimestamp(std::string_view text);
 
 // "2024-01-31T13:05:00Z" (seconds always shown; milliseconds appended when non-zero).

@@ -24,7 +24,7 @@ struct SyntheticMarketOptions {
   uint64_t seed = 42;
   double annual_drift = 0.05;       // mu of the GBM, per 365-day year
   double annual_volatility = 0.60;  // sigma of the GBM, per 365-day year
-  double base_price = 100.0;        // price level at the epoch anchor, scaled per symbol
+  double base_price = 100.0;        // price at the anchor, 2020-01-01T00:00Z, scaled per symbol
 };
 
 class SyntheticMarket {
@@ -32,7 +32,8 @@ class SyntheticMarket {
   explicit SyntheticMarket(SyntheticMarketOptions options = {});
 
   // Bars whose open time t satisfies start_ms <= t < end_ms, aligned to the timeframe.
-  // Errors: an empty symbol, end before start, or more than `max_bars` bars (default 20 million).
+  // Errors: an empty symbol, end before start, a range outside [1900-01-01, 2200-01-01), options
+  // that are not finite (or a base price <= 0, a volatility < 0), or more than `max_bars` bars.
   Result<KlineSeries> Generate(std::string_view symbol, const Timeframe& timeframe, int64_t start_ms,
                                int64_t end_ms, int64_t max_bars = 20'000'000) const;
 

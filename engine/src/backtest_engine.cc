@@ -51,7 +51,8 @@ class Account {
     return cash_ + Direction(position_.side) * position_.size * (price - position_.entry_price);
   }
 
-  // Executes an order filled at bar `index`'s open. `allow_entry` false keeps only the closing part.
+  // Executes an order filled at bar `index`'s open. `allow_entry` false keeps only the closing
+  // part.
   void Execute(Signal signal, int64_t index, bool allow_entry) {
     const double open = bars_[index].open;
     const double buy_fill = open * (1 + config_.slippage);
@@ -84,10 +85,9 @@ class Account {
   void FillStatistics(Statistics* stats) const {
     stats->trades = trade_count_;
     stats->total_fees = total_fees_;
-    stats->exposure_pct = stats->bars == 0
-                              ? kNaN
-                              : static_cast<double>(covered_bars_) /
-                                    static_cast<double>(stats->bars) * 100.0;
+    stats->exposure_pct = stats->bars == 0 ? kNaN
+                                           : static_cast<double>(covered_bars_) /
+                                                 static_cast<double>(stats->bars) * 100.0;
     if (trade_count_ == 0) {
       stats->win_rate_pct = stats->profit_factor = kNaN;
       stats->best_trade_pct = stats->worst_trade_pct = stats->avg_trade_pct = kNaN;
@@ -156,7 +156,8 @@ class Account {
     worst_return_ = trade_count_ == 1 ? fraction : std::min(worst_return_, fraction);
     total_fees_ += trade.fees;
     const int64_t first_uncovered = std::max(trade.entry_index, last_covered_bar_ + 1);
-    if (trade.exit_index >= first_uncovered) covered_bars_ += trade.exit_index - first_uncovered + 1;
+    if (trade.exit_index >= first_uncovered)
+      covered_bars_ += trade.exit_index - first_uncovered + 1;
     last_covered_bar_ = std::max(last_covered_bar_, trade.exit_index);
     trades_->push_back(trade);
   }
@@ -180,8 +181,8 @@ class Account {
   int64_t last_covered_bar_ = -1;
 };
 
-// Running statistics of the equity curve: peak, drawdown, and Welford's mean and variance of the bar
-// returns.
+// Running statistics of the equity curve: peak, drawdown, and Welford's mean and variance of the
+// bar returns.
 class EquityStatistics {
  public:
   explicit EquityStatistics(double start) : peak_(start), previous_(start) {}
@@ -254,7 +255,9 @@ double PythonFloorDiv(double a, double b) {
 }
 
 Result<StrategyParams> ValidateBacktestConfig(const BacktestConfig& config, int64_t bar_count) {
-  auto invalid = [](std::string message) { return Fail(ErrorCode::kInvalidArgument, std::move(message)); };
+  auto invalid = [](std::string message) {
+    return Fail(ErrorCode::kInvalidArgument, std::move(message));
+  };
   if (!(std::isfinite(config.cash) && config.cash > 0)) {
     return invalid("cash must be a finite number > 0, got " + FormatNumber(config.cash));
   }
@@ -274,9 +277,7 @@ Result<StrategyParams> ValidateBacktestConfig(const BacktestConfig& config, int6
                    std::to_string(config.bar_ms));
   }
   Result<StrategyParams> params = ValidateStrategy(config.strategy, config.params, config.window);
-  if (!params) {
-    return Fail(params.error().code, "strategy: " + params.error().message);
-  }
+  if (!params) return params;
   if (config.warmup < config.window - 1) {
     return invalid("warmup (" + std::to_string(config.warmup) + ") must be >= window - 1 (" +
                    std::to_string(config.window - 1) + ") so that the first window is full");
@@ -319,9 +320,10 @@ Result<BacktestResult> BacktestEngine::Run(std::span<const Kline> bars,
     if (i >= config.warmup && !bankrupt) {
       Signal signal;
       {
-        auto window = std::make_shared<KlineWindow>(KlineWindow{
-            bars.subspan(static_cast<size_t>(i - config.window + 1), static_cast<size_t>(config.window)),
-            nullptr});
+        auto window = std::make_shared<KlineWindow>(
+            KlineWindow{bars.subspan(static_cast<size_t>(i - config.window + 1),
+                                     static_cast<size_t>(config.window)),
+                        nullptr});
         Result<std::shared_ptr<Strategy>> strategy = GetStrategy(config.strategy, window, *params);
         if (!strategy) {
           return Fail(strategy.error().code,

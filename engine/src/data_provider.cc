@@ -113,7 +113,8 @@ class CandlePageReader final : public nlohmann::json_sax<nlohmann::json> {
 
   bool parse_error(std::size_t position, const std::string&,
                    const nlohmann::detail::exception& error) override {
-    return Stop("body is not valid JSON at byte " + std::to_string(position) + ": " + error.what());
+    return Stop("body of " + url_ + " is not valid JSON at byte " + std::to_string(position) +
+                ": " + error.what());
   }
 
   const std::string& error() const { return error_; }
@@ -151,15 +152,17 @@ class CandlePageReader final : public nlohmann::json_sax<nlohmann::json> {
         return true;
       case Frame::kData:
         if (!is_array) {
-          return RowError("is an object; expected an array [ts, open, high, low, close, "
-                          "baseVolume, quoteVolume]");
+          return RowError(
+              "is an object; expected an array [ts, open, high, low, close, "
+              "baseVolume, quoteVolume]");
         }
         row_ = Kline{};
         cells_ = 0;
         frames_.push_back(Frame::kRow);
         return true;
       case Frame::kRow:
-        return RowError(std::string(CellName()) + " is a nested array or object, expected a number");
+        return RowError(std::string(CellName()) +
+                        " is a nested array or object, expected a number");
       case Frame::kIgnored:
         frames_.push_back(Frame::kIgnored);
         return true;
@@ -195,8 +198,9 @@ class CandlePageReader final : public nlohmann::json_sax<nlohmann::json> {
         }
         return true;
       case Frame::kData:
-        return RowError("is " + Quote(text, string_value) +
-                        ", expected an array [ts, open, high, low, close, baseVolume, quoteVolume]");
+        return RowError(
+            "is " + Quote(text, string_value) +
+            ", expected an array [ts, open, high, low, close, baseVolume, quoteVolume]");
       case Frame::kRow: {
         if (cells_ >= 7) {
           ++cells_;
@@ -215,7 +219,8 @@ class CandlePageReader final : public nlohmann::json_sax<nlohmann::json> {
           }
         }
         if (!ok) {
-          return RowError(std::string(CellName()) + " is " + Quote(text, string_value) + ", expected " +
+          return RowError(std::string(CellName()) + " is " + Quote(text, string_value) +
+                          ", expected " +
                           (cells_ == 0 ? "an integer number of milliseconds" : "a number"));
         }
         ++cells_;
@@ -257,7 +262,7 @@ class CandlePageReader final : public nlohmann::json_sax<nlohmann::json> {
   }
 
   double* Field(int column) {
-    double* fields[] = {&row_.open, &row_.high,   &row_.low,
+    double* fields[] = {&row_.open,  &row_.high,   &row_.low,
                         &row_.close, &row_.volume, &row_.quote_volume};
     return fields[column - 1];
   }
@@ -320,9 +325,8 @@ Result<void> HistoricalDataProvider::EnsureConnectedLocked(FetchStats& stats) {
     if (connected) return {};
     if (connected.error().code != ErrorCode::kUnavailable || attempt >= options_.max_retries) {
       if (connected.error().code == ErrorCode::kUnavailable) {
-        return Fail(ErrorCode::kUnavailable,
-                    connected.error().message + " (gave up after " + std::to_string(attempt + 1) +
-                        " attempts)");
+        return Fail(ErrorCode::kUnavailable, connected.error().message + " (gave up after " +
+                                                 std::to_string(attempt + 1) + " attempts)");
       }
       return connected;
     }
@@ -341,7 +345,8 @@ Result<std::string> HistoricalDataProvider::GetPageLocked(const std::string& pat
       return std::unexpected(Rejection(response->status, response->body, adapter_->Url(path)));
     }
     if (!response) {
-      if (response.error().code != ErrorCode::kUnavailable) return std::unexpected(response.error());
+      if (response.error().code != ErrorCode::kUnavailable)
+        return std::unexpected(response.error());
       last_problem = response.error().message;
     } else {
       last_problem = "HTTP " + std::to_string(response->status) + ": " + Excerpt(response->body);
@@ -369,7 +374,8 @@ Result<KlineSeries> HistoricalDataProvider::FetchKlines(std::string_view symbol,
   } publisher{stats, last_stats_};
 
   if (symbol.empty()) {
-    return Fail(ErrorCode::kInvalidArgument, "symbol is empty: pass an exchange symbol such as BTCUSDT");
+    return Fail(ErrorCode::kInvalidArgument,
+                "symbol is empty: pass an exchange symbol such as BTCUSDT");
   }
   Result<Timeframe> timeframe = ParseTimeframe(timeframe_name);
   if (!timeframe) return std::unexpected(timeframe.error());
@@ -387,21 +393,22 @@ Result<KlineSeries> HistoricalDataProvider::FetchKlines(std::string_view symbol,
   const int64_t expected_bars = CountAlignedBars(tf, start_ms, end_ms);
   if (expected_bars > options_.max_bars) {
     return Fail(ErrorCode::kInvalidArgument,
-                "range " + FormatTimestamp(start_ms) + " .. " + FormatTimestamp(end_ms) + " holds " +
-                    std::to_string(expected_bars) + " " + timeframe->name + " bars, more than max_bars " +
-                    std::to_string(options_.max_bars) + "; fetch a shorter range or a longer timeframe");
+                "range " + FormatTimestamp(start_ms) + " .. " + FormatTimestamp(end_ms) +
+                    " holds " + std::to_string(expected_bars) + " " + timeframe->name +
+                    " bars, more than max_bars " + std::to_string(options_.max_bars) +
+                    "; fetch a shorter range or a longer timeframe");
   }
 
   if (Result<void> connected = EnsureConnectedLocked(stats); !connected) {
     return std::unexpected(connected.error());
   }
 
-  const std::string path_prefix = std::string(kCandlesPath) + "?symbol=" + PercentEncode(symbol) +
-                                  "&granularity=" + PercentEncode(timeframe->name) +
-                                  "&limit=" + std::to_string(options_.page_limit) +
-                                  (options_.product_type.empty()
-                                       ? std::string()
-                                       : "&productType=" + PercentEncode(options_.product_type));
+  const std::string path_prefix =
+      std::string(kCandlesPath) + "?symbol=" + PercentEncode(symbol) +
+      "&granularity=" + PercentEncode(timeframe->name) +
+      "&limit=" + std::to_string(options_.page_limit) +
+      (options_.product_type.empty() ? std::string()
+                                     : "&productType=" + PercentEncode(options_.product_type));
   const int64_t last_ms = end_ms - 1;  // the API's endTime is inclusive
 
   KlineSeries series;
@@ -425,7 +432,8 @@ Result<KlineSeries> HistoricalDataProvider::FetchKlines(std::string_view symbol,
     if (!reader.has_code() || !reader.has_data()) {
       return Fail(ErrorCode::kParse, "GET " + url +
                                          " answered 200 without a \"code\" string and a \"data\" "
-                                         "array: " + Excerpt(*body));
+                                         "array: " +
+                                         Excerpt(*body));
     }
     ++stats.pages;
     stats.rows += reader.rows();
@@ -433,16 +441,15 @@ Result<KlineSeries> HistoricalDataProvider::FetchKlines(std::string_view symbol,
 
     int64_t latest = std::numeric_limits<int64_t>::min();
     for (size_t i = page_begin; i < series.size(); ++i) latest = std::max(latest, series[i].ts_ms);
-    const auto in_range_end =
-        std::remove_if(series.begin() + static_cast<std::ptrdiff_t>(page_begin), series.end(),
-                       [&](const Kline& bar) { return bar.ts_ms < start_ms || bar.ts_ms >= end_ms; });
+    const auto in_range_end = std::remove_if(
+        series.begin() + static_cast<std::ptrdiff_t>(page_begin), series.end(),
+        [&](const Kline& bar) { return bar.ts_ms < start_ms || bar.ts_ms >= end_ms; });
     stats.out_of_range_dropped += std::distance(in_range_end, series.end());
     series.erase(in_range_end, series.end());
     if (latest < cursor) {
       return Fail(ErrorCode::kParse, "GET " + url + " returned no bar at or after startTime " +
-                                         FormatTimestamp(cursor) +
-                                         " (the latest was " + FormatTimestamp(latest) +
-                                         "), so paging cannot advance");
+                                         FormatTimestamp(cursor) + " (the latest was " +
+                                         FormatTimestamp(latest) + "), so paging cannot advance");
     }
     if (latest > last_ms - tf) break;
     cursor = latest + tf;
@@ -450,9 +457,9 @@ Result<KlineSeries> HistoricalDataProvider::FetchKlines(std::string_view symbol,
 
   std::stable_sort(series.begin(), series.end(),
                    [](const Kline& a, const Kline& b) { return a.ts_ms < b.ts_ms; });
-  const auto unique_end = std::unique(series.begin(), series.end(), [](const Kline& a, const Kline& b) {
-    return a.ts_ms == b.ts_ms;
-  });
+  const auto unique_end =
+      std::unique(series.begin(), series.end(),
+                  [](const Kline& a, const Kline& b) { return a.ts_ms == b.ts_ms; });
   stats.duplicates_dropped = std::distance(unique_end, series.end());
   series.erase(unique_end, series.end());
   if (series.capacity() > series.size() + series.size() / 4 + 16) series.shrink_to_fit();

@@ -66,9 +66,9 @@ Result<HttpBaseUrl> ParseHttpBaseUrl(std::string_view url) {
     auto [end, ec] = std::from_chars(port_text.data(), port_text.data() + port_text.size(), port);
     if (port_text.empty() || ec != std::errc() || end != port_text.data() + port_text.size() ||
         port < 1 || port > 65535) {
-      return Fail(ErrorCode::kInvalidArgument, "base URL port '" + std::string(port_text) +
-                                                   "' is not a number from 1 to 65535: " +
-                                                   UrlFormHint(url));
+      return Fail(ErrorCode::kInvalidArgument,
+                  "base URL port '" + std::string(port_text) +
+                      "' is not a number from 1 to 65535: " + UrlFormHint(url));
     }
     parsed.port = port;
   }
@@ -175,9 +175,9 @@ bool ExchangeAdapter::IsConnected() const { return connected_.load(); }
 Result<HttpResponse> ExchangeAdapter::Get(std::string_view path_and_query) {
   std::lock_guard lock(client_mutex_);
   if (client_ == nullptr) {
-    return Fail(ErrorCode::kFailedPrecondition, "not connected to the exchange at " +
-                                                    options_.base_url + ": call Connect() before GET " +
-                                                    std::string(path_and_query));
+    return Fail(ErrorCode::kFailedPrecondition,
+                "not connected to the exchange at " + options_.base_url +
+                    ": call Connect() before GET " + std::string(path_and_query));
   }
   return SendLocked(path_and_query);
 }
@@ -187,8 +187,8 @@ Result<HttpResponse> ExchangeAdapter::SendLocked(std::string_view path_and_query
   try {
     httplib::Result result = client_->Get(std::string(path_and_query));
     if (!result) {
-      return Fail(ErrorCode::kUnavailable,
-                  "GET " + Url(path_and_query) + " failed: " + DescribeTransportError(result.error()));
+      return Fail(ErrorCode::kUnavailable, "GET " + Url(path_and_query) + " failed: " +
+                                               DescribeTransportError(result.error()));
     }
     return HttpResponse{result->status, std::move(result->body)};
   } catch (const std::exception& e) {

@@ -170,14 +170,14 @@ Result<void> ExchangeSimulator::Start() {
   // the default limit of 5 requests per connection would make clients reconnect all the time.
   server->set_keep_alive_timeout(std::max<time_t>(1, options_.keep_alive_timeout.count()));
   server->set_keep_alive_max_count(std::numeric_limits<int>::max());
-  server->Get(std::string(kCandlesPath), [this](const httplib::Request& request,
-                                                httplib::Response& response) {
-    HandleCandles(request, response);
-  });
-  server->Get(std::string(kServerTimePath), [this](const httplib::Request& request,
-                                                   httplib::Response& response) {
-    HandleServerTime(request, response);
-  });
+  server->Get(std::string(kCandlesPath),
+              [this](const httplib::Request& request, httplib::Response& response) {
+                HandleCandles(request, response);
+              });
+  server->Get(std::string(kServerTimePath),
+              [this](const httplib::Request& request, httplib::Response& response) {
+                HandleServerTime(request, response);
+              });
   server->set_error_handler([](const httplib::Request& request, httplib::Response& response) {
     if (response.status == 404) {
       SendError(response, 404, "40404",
@@ -218,7 +218,8 @@ Result<void> ExchangeSimulator::Start() {
     raw->listen_after_bind();
     listener_done->store(true);
   });
-  // httplib 0.11 has no "wait until ready"; is_running() turns true as soon as the accept loop starts.
+  // httplib 0.11 has no "wait until ready"; is_running() turns true as soon as the accept loop
+  // starts.
   while (!raw->is_running() && !listener_done->load()) {
     std::this_thread::sleep_for(std::chrono::milliseconds(1));
   }
@@ -269,7 +270,8 @@ bool ExchangeSimulator::InjectFailure(uint64_t number, httplib::Response& respon
               options_.permanent_failure_msg);
     return true;
   }
-  bool fail = number <= static_cast<uint64_t>(std::max<int64_t>(0, options_.fail_first_n_candle_requests));
+  bool fail =
+      number <= static_cast<uint64_t>(std::max<int64_t>(0, options_.fail_first_n_candle_requests));
   if (options_.fail_every_nth > 0 && number % static_cast<uint64_t>(options_.fail_every_nth) == 0) {
     fail = true;
   }
@@ -280,9 +282,9 @@ bool ExchangeSimulator::InjectFailure(uint64_t number, httplib::Response& respon
   }
   if (!fail) return false;
   failures_injected_.fetch_add(1);
-  SendError(response, options_.transient_failure_status, kCodeTransient,
-            "service temporarily unavailable (request " + std::to_string(number) +
-                "), retry later");
+  SendError(
+      response, options_.transient_failure_status, kCodeTransient,
+      "service temporarily unavailable (request " + std::to_string(number) + "), retry later");
   return true;
 }
 
@@ -308,9 +310,9 @@ void ExchangeSimulator::HandleCandles(const httplib::Request& request,
   const std::string granularity = request.get_param_value("granularity");
   Result<Timeframe> timeframe = ParseTimeframe(granularity);
   if (!timeframe) {
-    return reject(kCodeBadParameter, "Parameter granularity error: '" + granularity +
-                                         "' is unknown; known granularities: " +
-                                         JoinNames(KnownTimeframeNames()));
+    return reject(kCodeBadParameter,
+                  "Parameter granularity error: '" + granularity +
+                      "' is unknown; known granularities: " + JoinNames(KnownTimeframeNames()));
   }
   std::optional<int64_t> start_time = RequiredMillis(request, "startTime", response);
   if (!start_time) return static_cast<void>(bad_requests_.fetch_add(1));
@@ -334,8 +336,9 @@ void ExchangeSimulator::HandleCandles(const httplib::Request& request,
   }
   if (request.has_param("productType")) {
     const std::string product_type = request.get_param_value("productType");
-    const bool known = std::any_of(std::begin(kProductTypes), std::end(kProductTypes),
-                                   [&](std::string_view p) { return EqualsIgnoreCase(p, product_type); });
+    const bool known =
+        std::any_of(std::begin(kProductTypes), std::end(kProductTypes),
+                    [&](std::string_view p) { return EqualsIgnoreCase(p, product_type); });
     if (!known) {
       return reject(kCodeBadParameter, "Parameter productType error: '" + product_type +
                                            "' is unknown; known: " + JoinNames(kProductTypes));
@@ -352,8 +355,8 @@ void ExchangeSimulator::HandleCandles(const httplib::Request& request,
     const KlineSeries& series = csv->second.bars;
     auto first = std::lower_bound(series.begin(), series.end(), *start_time,
                                   [](const Kline& k, int64_t ts) { return k.ts_ms < ts; });
-    for (auto it = first; it != series.end() && it->ts_ms <= *end_time &&
-                          static_cast<int64_t>(bars.size()) < limit;
+    for (auto it = first;
+         it != series.end() && it->ts_ms <= *end_time && static_cast<int64_t>(bars.size()) < limit;
          ++it) {
       bars.push_back(*it);
     }
@@ -374,13 +377,14 @@ void ExchangeSimulator::HandleCandles(const httplib::Request& request,
                       ? first_bar + tf
                       : std::numeric_limits<int64_t>::max();
     }
-    int64_t end_exclusive = *end_time == std::numeric_limits<int64_t>::max() ? *end_time
-                                                                              : *end_time + 1;
+    int64_t end_exclusive =
+        *end_time == std::numeric_limits<int64_t>::max() ? *end_time : *end_time + 1;
     if (first_bar <= (std::numeric_limits<int64_t>::max() - tf * limit)) {
       end_exclusive = std::min(end_exclusive, first_bar + tf * limit);
     }
     if (first_bar < end_exclusive) {
-      Result<KlineSeries> generated = market_.Generate(symbol, *timeframe, first_bar, end_exclusive);
+      Result<KlineSeries> generated =
+          market_.Generate(symbol, *timeframe, first_bar, end_exclusive);
       if (!generated) {
         return reject(kCodeBadParameter, "Parameter error: " + generated.error().message);
       }

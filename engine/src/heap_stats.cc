@@ -7,13 +7,18 @@
 namespace leakgate::engine {
 namespace {
 
-// gperftools' extern "C" wrapper of MallocExtension::GetNumericProperty (malloc_extension_c.h).
+// gperftools' extern "C" wrappers (malloc_extension_c.h), resolved once: the allocator of a running
+// process does not change.
 using GetNumericPropertyFn = int (*)(const char* property, size_t* value);
+using VoidFn = void (*)();
 
-GetNumericPropertyFn LookUpGetNumericProperty() {
-  // Resolved once: the allocator of a running process does not change.
-  static const GetNumericPropertyFn fn = reinterpret_cast<GetNumericPropertyFn>(
-      ::dlsym(RTLD_DEFAULT, "MallocExtension_GetNumericProperty"));
+template <class Fn>
+Fn LookUp(const char* name) {
+  return reinterpret_cast<Fn>(::dlsym(RTLD_DEFAULT, name));
+}
+
+GetNumericPropertyFn GetNumericProperty() {
+  static const auto fn = LookUp<GetNumericPropertyFn>("MallocExtension_GetNumericProperty");
   return fn;
 }
 
@@ -25,10 +30,24 @@ std::optional<uint64_t> Property(GetNumericPropertyFn fn, const char* name) {
 
 }  // namespace
 
-bool HeapStatsAvailable() { return LookUpGetNumericProperty() != nullptr; }
+bool HeapStatsAvailable() { return GetNumericProperty() != nullptr; }
+
+bool ReleaseFreeHeapMemory() {
+  static const auto fn = LookUp<VoidFn>("MallocExtension_ReleaseFreeMemory");
+  if (fn == nullptr) return false;
+  fn();
+  return true;
+}
+
+bool ReleaseThreadHeapCache() {
+  static const auto fn = LookUp<VoidFn>("MallocExtension_MarkThreadIdle");
+  if (fn == nullptr) return false;
+  fn();
+  return true;
+}
 
 HeapStats ReadHeapStats() {
-  const GetNumericPropertyFn fn = LookUpGetNumericProperty();
+  const GetNumericPropertyFn fn = GetNumericProperty();
   HeapStats stats;
   if (fn == nullptr) return stats;
   stats.allocated_bytes = Property(fn, "generic.current_allocated_bytes");

@@ -36,8 +36,8 @@ double ParamOr(const StrategyParams& params, std::string_view name, double fallb
   return it == params.end() ? fallback : it->second;
 }
 
-// Period parameters as integers for the per-window path; NaN and out-of-range values become 0 so the
-// factory's "period below 1" guard rejects them instead of invoking undefined conversions.
+// Period parameters as integers for the per-window path; NaN and out-of-range values become 0 so
+// the factory's "period below 1" guard rejects them instead of invoking undefined conversions.
 int64_t PeriodOr(const StrategyParams& params, std::string_view name, double fallback) {
   double value = ParamOr(params, name, fallback);
   if (!(value >= 1.0 && value <= 1e9)) return 0;
@@ -52,9 +52,9 @@ std::string FormatNumber(double value) {
 }
 
 Result<std::shared_ptr<Strategy>> WindowTooShort(std::string_view name, size_t have, int64_t need) {
-  return Fail(ErrorCode::kInvalidArgument,
-              std::string(name) + " needs a window of at least " + std::to_string(need) +
-                  " bars, got " + std::to_string(have));
+  return Fail(ErrorCode::kInvalidArgument, std::string(name) + " needs a window of at least " +
+                                               std::to_string(need) + " bars, got " +
+                                               std::to_string(have));
 }
 
 // ---- sma_cross ----
@@ -97,9 +97,9 @@ Result<void> CheckSmaCross(const StrategyParams& p) {
                 "sma_cross: parameter 'fast' must be >= 1, got " + FormatNumber(fast));
   }
   if (fast >= slow) {
-    return Fail(ErrorCode::kInvalidArgument,
-                "sma_cross: parameter 'fast' (" + FormatNumber(fast) +
-                    ") must be less than 'slow' (" + FormatNumber(slow) + ")");
+    return Fail(ErrorCode::kInvalidArgument, "sma_cross: parameter 'fast' (" + FormatNumber(fast) +
+                                                 ") must be less than 'slow' (" +
+                                                 FormatNumber(slow) + ")");
   }
   return {};
 }
@@ -165,9 +165,9 @@ Result<void> CheckRsi(const StrategyParams& p) {
                     FormatNumber(lower) + " upper=" + FormatNumber(upper));
   }
   if (lower >= upper) {
-    return Fail(ErrorCode::kInvalidArgument,
-                "rsi: parameter 'lower' (" + FormatNumber(lower) + ") must be less than 'upper' (" +
-                    FormatNumber(upper) + ")");
+    return Fail(ErrorCode::kInvalidArgument, "rsi: parameter 'lower' (" + FormatNumber(lower) +
+                                                 ") must be less than 'upper' (" +
+                                                 FormatNumber(upper) + ")");
   }
   return {};
 }
@@ -243,7 +243,8 @@ Result<std::shared_ptr<Strategy>> MakeBollinger(std::shared_ptr<const KlineWindo
 
 // Sorted by name.
 constexpr StrategyEntry kRegistry[] = {
-    {"bollinger", "mean reversion on Bollinger bands: buy below the lower band, sell above the upper",
+    {"bollinger",
+     "mean reversion on Bollinger bands: buy below the lower band, sell above the upper",
      kBollingerParams, CheckBollinger, BollingerBarsNeeded, MakeBollinger},
     {"rsi", "mean reversion on Wilder's RSI: buy when oversold, sell when overbought", kRsiParams,
      CheckRsi, RsiBarsNeeded, MakeRsi},
@@ -298,7 +299,8 @@ Result<StrategyParams> ResolveParams(const StrategyEntry& entry, const StrategyP
     }
   }
   StrategyParams resolved = params;
-  for (const ParamSpec& spec : entry.params) resolved.try_emplace(std::string(spec.name), spec.default_value);
+  for (const ParamSpec& spec : entry.params)
+    resolved.try_emplace(std::string(spec.name), spec.default_value);
   if (Result<void> ok = entry.check(resolved); !ok) return std::unexpected(ok.error());
   return resolved;
 }
@@ -309,9 +311,12 @@ Strategy::~Strategy() = default;
 
 std::string_view SignalName(Signal signal) {
   switch (signal) {
-    case Signal::kHold: return "hold";
-    case Signal::kBuy: return "buy";
-    case Signal::kSell: return "sell";
+    case Signal::kHold:
+      return "hold";
+    case Signal::kBuy:
+      return "buy";
+    case Signal::kSell:
+      return "sell";
   }
   return "unknown";
 }
@@ -380,8 +385,10 @@ double WilderRsi(std::span<const Kline> bars, int64_t period) {
   double avg_loss = 0;
   for (int64_t j = 1; j <= period; ++j) {
     const double change = bars[j].close - bars[j - 1].close;
-    if (change > 0) avg_gain += change;
-    else avg_loss -= change;
+    if (change > 0)
+      avg_gain += change;
+    else
+      avg_loss -= change;
   }
   avg_gain /= n;
   avg_loss /= n;

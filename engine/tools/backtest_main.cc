@@ -1,17 +1,16 @@
 // backtest: runs one backtest offline, on a CSV file or on the deterministic synthetic market, and
-// prints its statistics as one JSON object on stdout. Exit status 0 on success, 2 for a bad argument
-// or input (the message on stderr says what was wrong), 1 for an unexpected failure.
+// prints its statistics as one JSON object on stdout. Exit status 0 on success, 2 for a bad
+// argument or input (the message on stderr says what was wrong), 1 for an unexpected failure.
+#include <CLI/CLI.hpp>
 #include <cerrno>
 #include <cmath>
 #include <cstdint>
 #include <cstdlib>
 #include <iostream>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
 #include <vector>
-
-#include <CLI/CLI.hpp>
-#include <nlohmann/json.hpp>
 
 #include "engine/backtest_engine.h"
 #include "engine/csv_loader.h"
@@ -61,8 +60,9 @@ Result<StrategyParams> ParseParams(const std::vector<std::string>& items) {
     const double value = text.empty() ? 0 : std::strtod(text.c_str(), &end);
     if (key.empty() || text.empty() || end != text.c_str() + text.size() || errno == ERANGE) {
       return Fail(ErrorCode::kInvalidArgument,
-                  "--param '" + item + "' is malformed: expected KEY=VALUE with a number VALUE, "
-                  "e.g. --param fast=10");
+                  "--param '" + item +
+                      "' is malformed: expected KEY=VALUE with a number VALUE, "
+                      "e.g. --param fast=10");
     }
     if (!params.emplace(key, value).second) {
       return Fail(ErrorCode::kInvalidArgument, "--param " + key + " is given more than once");
@@ -92,9 +92,10 @@ Result<LoadedBars> LoadBars(const Arguments& args) {
   if (!end) return Fail(ErrorCode::kInvalidArgument, "--end: " + end.error().message);
   SyntheticMarketOptions options;
   options.seed = args.seed;
-  Result<KlineSeries> bars = SyntheticMarket(options).Generate(args.symbol, *timeframe, *start, *end);
+  Result<KlineSeries> bars =
+      SyntheticMarket(options).Generate(args.symbol, *timeframe, *start, *end);
   if (!bars) return std::unexpected(bars.error());
-  json source = {{"type", "synthetic"},         {"symbol", args.symbol},
+  json source = {{"type", "synthetic"},          {"symbol", args.symbol},
                  {"timeframe", timeframe->name}, {"start", FormatTimestamp(*start)},
                  {"end", FormatTimestamp(*end)}, {"seed", args.seed}};
   return LoadedBars{std::move(*bars), std::move(source)};
@@ -114,9 +115,8 @@ json TradeToJson(const Trade& trade) {
               {"return_pct", Number(trade.return_pct)}};
 }
 
-json ReportToJson(const Arguments& args, const BacktestConfig& config,
-                  const StrategyParams& params, const LoadedBars& loaded,
-                  const BacktestResult& result) {
+json ReportToJson(const Arguments& args, const BacktestConfig& config, const StrategyParams& params,
+                  const LoadedBars& loaded, const BacktestResult& result) {
   const Statistics& s = result.stats;
   json params_json = json::object();
   for (const auto& [name, value] : params) params_json[name] = Number(value);
@@ -163,22 +163,25 @@ int UsageError(const std::string& message) {
 }
 
 int Main(int argc, char** argv) {
-  CLI::App app{"Runs one backtest offline on a CSV file or on the synthetic market and prints its "
-               "statistics as JSON.",
-               "backtest"};
+  CLI::App app{
+      "Runs one backtest offline on a CSV file or on the synthetic market and prints its "
+      "statistics as JSON.",
+      "backtest"};
   Arguments args;
   app.add_option("--csv", args.csv, "klines CSV file (pandas Date,Open,... or Bitget ts,open,...)");
   app.add_option("--symbol", args.symbol, "synthetic market symbol, e.g. BTCUSDT");
   app.add_option("--timeframe", args.timeframe, "synthetic bar period (1m ... 1W)")
       ->capture_default_str();
-  app.add_option("--start", args.start, "synthetic range start: ms since epoch or YYYY-MM-DD[THH:MM[:SS]]");
+  app.add_option("--start", args.start,
+                 "synthetic range start: ms since epoch or YYYY-MM-DD[THH:MM[:SS]]");
   app.add_option("--end", args.end, "synthetic range end (exclusive), same forms as --start");
   app.add_option("--seed", args.seed, "synthetic market seed")->capture_default_str();
   app.add_option("--strategy", args.strategy, "strategy: bollinger, rsi or sma_cross")
       ->capture_default_str();
   app.add_option("--param", args.params, "strategy parameter KEY=VALUE (repeatable)");
   app.add_option("--cash", args.cash, "starting cash")->capture_default_str();
-  app.add_option("--fee", args.fee, "fee as a fraction of notional per fill")->capture_default_str();
+  app.add_option("--fee", args.fee, "fee as a fraction of notional per fill")
+      ->capture_default_str();
   app.add_option("--slippage", args.slippage, "slippage as a fraction of the price")
       ->capture_default_str();
   app.add_option("--sides", args.sides, "long (sell only closes) or both (sell goes short)")
@@ -201,7 +204,8 @@ int Main(int argc, char** argv) {
 
   const bool synthetic = !args.symbol.empty() || !args.start.empty() || !args.end.empty();
   if (!args.csv.empty() && synthetic) {
-    return UsageError("give either --csv PATH or the synthetic market (--symbol --start --end), not both");
+    return UsageError(
+        "give either --csv PATH or the synthetic market (--symbol --start --end), not both");
   }
   if (args.csv.empty() && !synthetic) {
     return UsageError("no data: give --csv PATH, or --symbol SYMBOL --start TIME --end TIME");
@@ -228,13 +232,15 @@ int Main(int argc, char** argv) {
   if (!end_exit) return UsageError("--end-exit: " + end_exit.error().message);
   config.end_of_data_exit = *end_exit;
   // Strategy and parameters first, so that a typo fails before any data is loaded.
-  if (Result<StrategyParams> ok = ValidateStrategy(config.strategy, config.params, config.window); !ok) {
+  if (Result<StrategyParams> ok = ValidateStrategy(config.strategy, config.params, config.window);
+      !ok) {
     return UsageError(ok.error().message);
   }
 
   Result<LoadedBars> loaded = LoadBars(args);
   if (!loaded) return UsageError(loaded.error().message);
-  Result<StrategyParams> resolved = ValidateBacktestConfig(config, static_cast<int64_t>(loaded->bars.size()));
+  Result<StrategyParams> resolved =
+      ValidateBacktestConfig(config, static_cast<int64_t>(loaded->bars.size()));
   if (!resolved) return UsageError(resolved.error().message);
 
   config.record_equity_curve = false;

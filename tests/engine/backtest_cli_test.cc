@@ -1,22 +1,20 @@
-// The real `backtest` program, run as a child process: JSON on stdout for good arguments, exit status 2
-// and a message on stderr for bad ones.
+// The real `backtest` program, run as a child process: JSON on stdout for good arguments, exit
+// status 2 and a message on stderr for bad ones.
 #include <fcntl.h>
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
 #include <spawn.h>
 #include <sys/wait.h>
 #include <unistd.h>
-
-#include <gmock/gmock.h>
-#include <gtest/gtest.h>
 
 #include <cmath>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <nlohmann/json.hpp>
 #include <sstream>
 #include <string>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 #include "engine/backtest_engine.h"
 #include "engine/synthetic_market.h"
@@ -26,8 +24,8 @@ extern char** environ;
 namespace leakgate::engine {
 namespace {
 
-using ::testing::HasSubstr;
 using nlohmann::json;
+using ::testing::HasSubstr;
 
 struct ProgramRun {
   int exit_code = -1;
@@ -70,7 +68,8 @@ class BacktestCliTest : public ::testing::Test {
     for (std::string& a : argv_storage) argv.push_back(a.data());
     argv.push_back(nullptr);
     pid_t pid = 0;
-    const int spawned = posix_spawn(&pid, program_.c_str(), &actions, nullptr, argv.data(), environ);
+    const int spawned =
+        posix_spawn(&pid, program_.c_str(), &actions, nullptr, argv.data(), environ);
     posix_spawn_file_actions_destroy(&actions);
     ProgramRun run;
     if (spawned != 0) {
@@ -134,16 +133,17 @@ TEST_F(BacktestCliTest, GoogSmaCrossPrintsThePublishedStatistics) {
 }
 
 TEST_F(BacktestCliTest, SyntheticMarketMatchesTheLibrary) {
-  const json stats = RunJson({"--symbol", "ETHUSDT", "--timeframe", "1H", "--start", "2024-01-01",
-                              "--end", "2024-02-01", "--seed", "7", "--strategy", "bollinger",
-                              "--param", "period=10", "--sides", "both", "--fee", "0.001",
-                              "--trades"});
+  const json stats =
+      RunJson({"--symbol", "ETHUSDT", "--timeframe", "1H", "--start", "2024-01-01", "--end",
+               "2024-02-01", "--seed", "7", "--strategy", "bollinger", "--param", "period=10",
+               "--sides", "both", "--fee", "0.001", "--trades"});
   // The same backtest in-process.
   SyntheticMarketOptions market_options;
   market_options.seed = 7;
-  Result<KlineSeries> bars = SyntheticMarket(market_options)
-                                 .Generate("ETHUSDT", *ParseTimeframe("1H"),
-                                           *ParseTimestamp("2024-01-01"), *ParseTimestamp("2024-02-01"));
+  Result<KlineSeries> bars =
+      SyntheticMarket(market_options)
+          .Generate("ETHUSDT", *ParseTimeframe("1H"), *ParseTimestamp("2024-01-01"),
+                    *ParseTimestamp("2024-02-01"));
   ASSERT_TRUE(bars.has_value()) << bars.error().ToString();
   BacktestConfig config;
   config.strategy = "bollinger";
@@ -167,10 +167,10 @@ TEST_F(BacktestCliTest, SyntheticMarketMatchesTheLibrary) {
   ASSERT_EQ(stats["trade_list"].size(), expected->trades.size());
   EXPECT_EQ(stats["trade_list"][0]["entry_index"], expected->trades[0].entry_index);
   EXPECT_DOUBLE_EQ(stats["trade_list"][0]["pnl"].get<double>(), expected->trades[0].pnl);
-  for (const char* key : {"trades", "return_pct", "final_equity", "peak_equity", "max_drawdown_pct",
-                          "win_rate_pct", "profit_factor", "sharpe", "exposure_pct", "bars",
-                          "buy_hold_return_pct", "best_trade_pct", "worst_trade_pct",
-                          "avg_trade_pct", "total_fees", "strategy", "params", "source"}) {
+  for (const char* key :
+       {"trades", "return_pct", "final_equity", "peak_equity", "max_drawdown_pct", "win_rate_pct",
+        "profit_factor", "sharpe", "exposure_pct", "bars", "buy_hold_return_pct", "best_trade_pct",
+        "worst_trade_pct", "avg_trade_pct", "total_fees", "strategy", "params", "source"}) {
     EXPECT_TRUE(stats.contains(key)) << key;
   }
 }
@@ -203,8 +203,8 @@ TEST_P(BacktestCliBadArgsTest, ExitsWithStatusTwoAndAMessage) {
   EXPECT_TRUE(run.out.empty()) << run.out;
 }
 
-const std::vector<std::string> kSynthetic = {"--symbol", "BTCUSDT", "--start", "2024-01-01",
-                                             "--end", "2024-01-10"};
+const std::vector<std::string> kSynthetic = {"--symbol",   "BTCUSDT", "--start",
+                                             "2024-01-01", "--end",   "2024-01-10"};
 
 std::vector<std::string> Synthetic(std::vector<std::string> extra) {
   std::vector<std::string> args = kSynthetic;
@@ -216,7 +216,8 @@ INSTANTIATE_TEST_SUITE_P(
     Cases, BacktestCliBadArgsTest,
     ::testing::Values(
         BadArgsCase{"UnknownOption", Synthetic({"--frobnicate"}), "--frobnicate"},
-        BadArgsCase{"MalformedParam", Synthetic({"--param", "fast"}), "--param 'fast' is malformed"},
+        BadArgsCase{"MalformedParam", Synthetic({"--param", "fast"}),
+                    "--param 'fast' is malformed"},
         BadArgsCase{"ParamNotANumber", Synthetic({"--param", "fast=ten"}), "KEY=VALUE"},
         BadArgsCase{"CsvAndSymbol", {"--csv", "x.csv", "--symbol", "BTCUSDT"}, "not both"},
         BadArgsCase{"NoData", {"--strategy", "rsi"}, "no data"},
@@ -224,7 +225,8 @@ INSTANTIATE_TEST_SUITE_P(
         BadArgsCase{"UnknownStrategy", Synthetic({"--strategy", "macd"}),
                     "known strategies: bollinger, rsi, sma_cross"},
         BadArgsCase{"BadParamRange", Synthetic({"--param", "fast=40"}), "'fast' (40) must be less"},
-        BadArgsCase{"BadTimestamp", {"--symbol", "BTCUSDT", "--start", "2024-13-01", "--end", "2024-02-01"},
+        BadArgsCase{"BadTimestamp",
+                    {"--symbol", "BTCUSDT", "--start", "2024-13-01", "--end", "2024-02-01"},
                     "--start"},
         BadArgsCase{"BadTimeframe", Synthetic({"--timeframe", "7m"}), "--timeframe"},
         BadArgsCase{"BadSides", Synthetic({"--sides", "short"}), "'long' or 'both'"},

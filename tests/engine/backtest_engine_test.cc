@@ -1,18 +1,40 @@
-// The engine on micro-series typed in by hand. Most tests use sma_cross with fast=1, slow=2, window 3,
-// warmup 2: the close crossing its 2-bar average means
-//   Buy at bar i  <=>  close[i-2] > close[i-1] < close[i]   (the close turns up)
-//   Sell at bar i <=>  close[i-2] < close[i-1] > close[i]   (the close turns down)
+// The engine on micro-series typed in by hand. Most tests use sma_cross with fast=1, slow=2, window
+// 3, warmup 2: the close crossing its 2-bar average means
+//   Buy at bar i  <=>  close[i-2] > close[i-1] < close[i]   (the close turns up) Sell at bar i <=>
+//   close[i-2] < close[i-1] > close[i]   (the close turns down)
 // so every signal, fill, size and equity value below can be followed with pencil and paper.
 #include "engine/backtest_engine.h"
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <cmath>
+#include <cstdlib>
 #include <limits>
 #include <memory>
+#include <new>
 #include <numeric>
 #include <vector>
+
+// Counts every allocation made through the global operator new, so that a test can pin how many the
+// engine makes per window.
+namespace {
+std::atomic<int64_t> g_allocations{0};
+}  // namespace
+
+// GCC 12 reports free() in a replaced operator delete as mismatched with operator new; here both
+// are replaced and operator new allocates with malloc, so the pairing is right.
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wmismatched-new-delete"
+void* operator new(std::size_t size) {
+  g_allocations.fetch_add(1, std::memory_order_relaxed);
+  if (void* p = std::malloc(size == 0 ? 1 : size)) return p;
+  throw std::bad_alloc();
+}
+void operator delete(void* p) noexcept { std::free(p); }
+void operator delete(void* p, std::size_t) noexcept { std::free(p); }
+#pragma GCC diagnostic pop
 
 namespace leakgate::engine {
 namespace {
@@ -63,9 +85,9 @@ KlineSeries TwoTurns() {
 TEST(BacktestEngineTest, LongAndShortRoundTrips) {
   const KlineSeries bars = TwoTurns();
   BacktestResult r = RunOk(bars, TurnConfig(PositionSides::kBoth));
-  // Long floor(10000 / 11) = 909 @ 11 (bar 3) -> sold @ 10 (bar 5): pnl -909, cash 9091.
-  // Short floor(9091 / 10) = 909 @ 10 (bar 5) -> covered @ 8.5 (bar 7): pnl +1363.5, cash 10454.5.
-  // The Buy filling on the last bar's open would open a long that the end-of-data exit closes at the
+  // Long floor(10000 / 11) = 909 @ 11 (bar 3) -> sold @ 10 (bar 5): pnl -909, cash 9091. Short
+  // floor(9091 / 10) = 909 @ 10 (bar 5) -> covered @ 8.5 (bar 7): pnl +1363.5, cash 10454.5. The
+  // Buy filling on the last bar's open would open a long that the end-of-data exit closes at the
   // same open: netted away, no third trade.
   ASSERT_EQ(r.trades.size(), 2u);
   const Trade& t1 = r.trades[0];
@@ -92,9 +114,10 @@ TEST(BacktestEngineTest, LongAndShortRoundTrips) {
   // Equity at each close: cash + position marked at the close.
   //   bars 0-2: 10000; bar 3: 10000 + 909*(12-11) = 10909; bar 4: 10000 + 909*(10-11) = 9091;
   //   bar 5: 9091 - 909*(9-10) = 10000; bar 6: 9091 - 909*(11-10) = 8182; bar 7: flat, 10454.5.
-  EXPECT_THAT(r.equity_curve, ::testing::Pointwise(::testing::DoubleEq(),
-                                                   std::vector<double>{10000, 10000, 10000, 10909,
-                                                                       9091, 10000, 8182, 10454.5}));
+  EXPECT_THAT(
+      r.equity_curve,
+      ::testing::Pointwise(::testing::DoubleEq(), std::vector<double>{10000, 10000, 10000, 10909,
+                                                                      9091, 10000, 8182, 10454.5}));
   const Statistics& s = r.stats;
   EXPECT_EQ(s.bars, 8);
   EXPECT_EQ(s.trades, 2);
@@ -137,13 +160,13 @@ TEST(BacktestEngineTest, SharpeIsMeanOverSampleStdevOfBarReturnsAnnualised) {
 TEST(BacktestEngineTest, LongOnlySellOnlyCloses) {
   const KlineSeries bars = TwoTurns();
   BacktestResult r = RunOk(bars, TurnConfig(PositionSides::kLongOnly));
-  // The Sell at bar 4 closes the long at bar 5 and opens nothing; the Buy filling on the last bar is
-  // netted against the end-of-data exit.
+  // The Sell at bar 4 closes the long at bar 5 and opens nothing; the Buy filling on the last bar
+  // is netted against the end-of-data exit.
   ASSERT_EQ(r.trades.size(), 1u);
   EXPECT_EQ(r.trades[0].side, Side::kLong);
   EXPECT_DOUBLE_EQ(r.stats.final_equity, 9091);
   EXPECT_DOUBLE_EQ(r.stats.win_rate_pct, 0);
-  EXPECT_DOUBLE_EQ(r.stats.profit_factor, 0);  // no winning return, one losing
+  EXPECT_DOUBLE_EQ(r.stats.profit_factor, 0);    // no winning return, one losing
   EXPECT_DOUBLE_EQ(r.stats.exposure_pct, 37.5);  // bars 3..5 of 8
   EXPECT_DOUBLE_EQ(r.equity_curve[5], 9091);
   EXPECT_DOUBLE_EQ(r.equity_curve[6], 9091);
@@ -317,8 +340,9 @@ TEST(BacktestEngineTest, BankruptShortIsLiquidatedAndStops) {
 }
 
 TEST(BacktestEngineTest, SmaCrossTwoThreeOnAFourBarWindow) {
-  // fast=2, slow=3, window 4, warmup 3: Buy at bar 3 on closes 10 9 8 12 (see strategy_test), filled
-  // at bar 4's open 12 with floor(10000 / 12) = 833 units, marked out at the last bar's open 13.
+  // fast=2, slow=3, window 4, warmup 3: Buy at bar 3 on closes 10 9 8 12 (see strategy_test),
+  // filled at bar 4's open 12 with floor(10000 / 12) = 833 units, marked out at the last bar's open
+  // 13.
   const KlineSeries bars = Bars({10, 10, 9, 8, 12, 13}, {10, 9, 8, 12, 13, 14});
   BacktestConfig config = TurnConfig();
   config.params = {{"fast", 2}, {"slow", 3}};
@@ -410,6 +434,26 @@ TEST(BacktestEngineHooksTest, ProgressIsReportedAtMostAboutAHundredTimes) {
   for (size_t k = 1; k < calls.size(); ++k) EXPECT_LT(calls[k - 1].first, calls[k].first);
 }
 
+TEST(BacktestEngineHooksTest, OnlyTheWindowAndTheStrategyAreAllocatedPerBar) {
+  KlineSeries bars;
+  for (int i = 0; i < 5000; ++i) {
+    const double close = 100 + 10 * std::sin(i / 5.0);
+    bars.push_back(Kline{i * kMinute, close, close + 1, close - 1, close, 1, 0});
+  }
+  BacktestConfig config;  // sma_cross, window 51, warmup 50
+  const int64_t windows = 5000 - 50;
+  BacktestEngine engine;
+  const int64_t before = g_allocations.load();
+  Result<BacktestResult> result = engine.Run(bars, config);
+  const int64_t allocations = g_allocations.load() - before;
+  ASSERT_TRUE(result.has_value()) << result.error().ToString();
+  ASSERT_GT(result->stats.trades, 10);
+  // One allocation each for the window and the strategy (make_shared), plus a few per run: the
+  // resolved parameters, the equity curve, the spacing used for Sharpe, the growing trade list.
+  EXPECT_GE(allocations, 2 * windows);
+  EXPECT_LE(allocations, 2 * windows + 40) << "per-bar allocations crept into the loop";
+}
+
 // ---- errors ----
 
 struct BadConfigCase {
@@ -433,19 +477,22 @@ INSTANTIATE_TEST_SUITE_P(
     Fields, BadConfigTest,
     ::testing::Values(
         BadConfigCase{"cash", [](BacktestConfig& c) { c.cash = 0; }},
-        BadConfigCase{"cash", [](BacktestConfig& c) { c.cash = std::numeric_limits<double>::infinity(); }},
+        BadConfigCase{"cash",
+                      [](BacktestConfig& c) { c.cash = std::numeric_limits<double>::infinity(); }},
         BadConfigCase{"fee_rate", [](BacktestConfig& c) { c.fee_rate = 0.5; }},
         BadConfigCase{"fee_rate", [](BacktestConfig& c) { c.fee_rate = -0.01; }},
         BadConfigCase{"slippage", [](BacktestConfig& c) { c.slippage = -0.1; }},
         BadConfigCase{"slippage", [](BacktestConfig& c) { c.slippage = std::nan(""); }},
         BadConfigCase{"window", [](BacktestConfig& c) { c.window = 2; }},  // sma_cross 1/2 needs 3
         BadConfigCase{"window", [](BacktestConfig& c) { c.window = 0; }},
-        BadConfigCase{"warmup (1) must be >= window - 1 (2)", [](BacktestConfig& c) { c.warmup = 1; }},
+        BadConfigCase{"warmup (1) must be >= window - 1 (2)",
+                      [](BacktestConfig& c) { c.warmup = 1; }},
         BadConfigCase{"number of bars (8)", [](BacktestConfig& c) { c.warmup = 8; }},
         BadConfigCase{"bar_ms", [](BacktestConfig& c) { c.bar_ms = -1; }},
         BadConfigCase{"unknown strategy 'nope'", [](BacktestConfig& c) { c.strategy = "nope"; }},
-        BadConfigCase{"'fast' (2) must be less than 'slow' (2)",
-                      [](BacktestConfig& c) { c.params = {{"fast", 2}, {"slow", 2}}; }}));
+        BadConfigCase{"'fast' (2) must be less than 'slow' (2)", [](BacktestConfig& c) {
+                        c.params = {{"fast", 2}, {"slow", 2}};
+                      }}));
 
 TEST(BacktestEngineErrorsTest, InvalidSeriesIsRejectedBeforeAnyWindow) {
   KlineSeries bars = TwoTurns();

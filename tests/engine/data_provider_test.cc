@@ -11,6 +11,7 @@
 #include <memory>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "engine/csv_loader.h"
 #include "engine/exchange_adapter.h"
@@ -25,8 +26,8 @@ namespace {
 using ::leakgate::engine::testing::ClientSocketsTo;
 using ::leakgate::engine::testing::ThreadsNamed;
 using ::leakgate::engine::testing::WaitUntil;
-using ::testing::HasSubstr;
 using std::chrono::milliseconds;
+using ::testing::HasSubstr;
 
 constexpr int64_t kMinute = 60'000;
 constexpr int64_t kT0 = 1'704'067'200'000;  // 2024-01-01T00:00:00Z
@@ -134,7 +135,8 @@ TEST_F(ProviderTest, PersistentTransientFailureGivesUpAfterMaxRetries) {
   ASSERT_FALSE(fetched.has_value());
   EXPECT_EQ(fetched.error().code, ErrorCode::kUnavailable);
   EXPECT_THAT(fetched.error().message, HasSubstr("503"));
-  EXPECT_THAT(fetched.error().message, HasSubstr(simulator_->base_url() + "/api/v2/mix/market/candles"));
+  EXPECT_THAT(fetched.error().message,
+              HasSubstr(simulator_->base_url() + "/api/v2/mix/market/candles"));
   EXPECT_THAT(fetched.error().message, HasSubstr("3 attempts"));
   EXPECT_EQ(simulator_->candle_requests(), 3u);
   EXPECT_EQ(provider.last_fetch_stats().retries, 2);
@@ -334,40 +336,106 @@ TEST_F(ProviderTest, CsvBackedSymbolThroughTheExchange) {
   EXPECT_THAT(wrong.error().message, HasSubstr("1H"));
 }
 
-// An exchange that answers pings but serves one malformed row in its candles.
-TEST(ProviderParseTest, MalformedRowIsAParseErrorNamingThePageAndRow) {
-  httplib::Server server;
-  server.set_tcp_nodelay(true);
-  server.set_keep_alive_timeout(1);
-  server.Get("/api/v2/public/time", [](const httplib::Request&, httplib::Response& response) {
-    response.set_content(R"({"code":"00000","msg":"success","data":{"serverTime":"1"}})",
-                         "application/json");
-  });
-  server.Get("/api/v2/mix/market/candles", [](const httplib::Request&, httplib::Response& response) {
-    response.set_content(R"({"code":"00000","msg":"success","requestTime":1,"data":[)"
-                         R"(["1704067200000","1","2","0.5","1.5","10","15"],)"
-                         R"(["1704067260000","1","two","0.5","1.5","10","15"]]})",
-                         "application/json");
-  });
-  const int port = server.bind_to_any_port("127.0.0.1");
-  ASSERT_GT(port, 0);
-  std::thread listener([&] { server.listen_after_bind(); });
-  while (!server.is_running()) std::this_thread::sleep_for(milliseconds(1));
+// An exchange that answers pings and serves one fixed body for every candles request.
+class FixedPageExchange {
+ public:
+  explicit FixedPageExchange(std::string candles_body) : body_(std::move(candles_body)) {
+    server_.set_tcp_nodelay(true);
+    server_.set_keep_alive_timeout(1);
+    server_.Get("/api/v2/public/time", [](const httplib::Request&, httplib::Response& response) {
+      response.set_content(R"({"code":"00000","msg":"success","data":{"serverTime":"1"}})",
+                           "application/json");
+    });
+    server_.Get("/api/v2/mix/market/candles",
+                [this](const httplib::Request&, httplib::Response& response) {
+                  response.set_content(body_, "application/json");
+                });
+    port_ = server_.bind_to_any_port("127.0.0.1");
+    listener_ = std::thread([this] { server_.listen_after_bind(); });
+    while (!server_.is_running()) std::this_thread::sleep_for(milliseconds(1));
+  }
+  ~FixedPageExchange() {
+    server_.stop();
+    listener_.join();
+  }
+  std::string base_url() const { return "http://127.0.0.1:" + std::to_string(port_); }
 
-  {
-    HistoricalDataProviderOptions options;
-    options.adapter.base_url = "http://127.0.0.1:" + std::to_string(port);
-    HistoricalDataProvider provider(options);
-    Result<KlineSeries> fetched = provider.FetchKlines("BTCUSDT", "1m", kT0, kT0 + 5 * kMinute);
+ private:
+  std::string body_;
+  httplib::Server server_;
+  int port_ = 0;
+  std::thread listener_;
+};
+
+Result<KlineSeries> FetchFrom(const FixedPageExchange& exchange, int64_t bars = 5) {
+  HistoricalDataProviderOptions options;
+  options.adapter.base_url = exchange.base_url();
+  HistoricalDataProvider provider(options);
+  return provider.FetchKlines("BTCUSDT", "1m", kT0, kT0 + bars * kMinute);
+}
+
+TEST(ProviderParseTest, MalformedPagesAreParseErrorsNamingThePageAndRow) {
+  const std::string head = R"({"code":"00000","msg":"success","requestTime":1,"data":[)";
+  const std::string good = R"(["1704067200000","1","2","0.5","1.5","10","15"])";
+  struct Case {
+    std::string body;
+    std::vector<std::string> says;
+  };
+  const std::vector<Case> cases = {
+      {head + good + R"(,["1704067260000","1","two","0.5","1.5","10","15"]]})",
+       {"row 1 ", "high", "\"two\""}},
+      {head + good + R"(,["1704067260000","1","2","0.5","1.5"]]})", {"row 1 ", "5 cells"}},
+      {head + R"([1704067200000.5,1,2,0.5,1.5,10,15]]})", {"row 0 ", "ts"}},
+      {head + R"("1704067200000,1,2,0.5,1.5,10,15"]})", {"row 0 ", "expected an array"}},
+      {head + good + R"(,{"ts":"1704067260000"}]})", {"row 1 ", "object"}},
+      {head + R"(["1704067200000","1",["2"],"0.5","1.5","10","15"]]})",
+       {"row 0 ", "high", "nested"}},
+      {head + good, {"not valid JSON"}},
+      {"<html>gateway</html>", {"not valid JSON"}},
+      {R"({"code":"00000","msg":"success","data":null})", {"\"data\" array"}},
+      {R"([1,2,3])", {"expected an object"}},
+  };
+  for (const Case& c : cases) {
+    SCOPED_TRACE(c.body);
+    FixedPageExchange exchange(c.body);
+    Result<KlineSeries> fetched = FetchFrom(exchange);
     ASSERT_FALSE(fetched.has_value());
     EXPECT_EQ(fetched.error().code, ErrorCode::kParse);
-    EXPECT_THAT(fetched.error().message, HasSubstr("row 1 "));
-    EXPECT_THAT(fetched.error().message, HasSubstr("high"));
     EXPECT_THAT(fetched.error().message,
-                HasSubstr(options.adapter.base_url + "/api/v2/mix/market/candles?symbol=BTCUSDT"));
+                HasSubstr(exchange.base_url() + "/api/v2/mix/market/candles?symbol=BTCUSDT"));
+    for (const std::string& part : c.says) EXPECT_THAT(fetched.error().message, HasSubstr(part));
   }
-  server.stop();
-  listener.join();
+}
+
+TEST(ProviderParseTest, NumericCellsAndSixColumnRowsAreAccepted) {
+  FixedPageExchange exchange(
+      R"({"code":"00000","msg":"success","requestTime":1,"data":[)"
+      R"([1704067200000,1.25,2,0.5,1.5,10,15,"extra"],)"
+      R"(["1704067260000","1.5","2","1","1.75","3"]]})");
+  Result<KlineSeries> fetched = FetchFrom(exchange, 2);
+  ASSERT_TRUE(fetched.has_value()) << fetched.error().ToString();
+  ASSERT_EQ(fetched->size(), 2u);
+  EXPECT_EQ((*fetched)[0], (Kline{kT0, 1.25, 2, 0.5, 1.5, 10, 15}));
+  EXPECT_EQ((*fetched)[1], (Kline{kT0 + kMinute, 1.5, 2, 1, 1.75, 3, 0}));
+}
+
+TEST(ProviderParseTest, ErrorCodeInA200IsARejection) {
+  FixedPageExchange exchange(R"({"code":"40034","msg":"symbol BTCUSDT delisted","data":null})");
+  Result<KlineSeries> fetched = FetchFrom(exchange);
+  ASSERT_FALSE(fetched.has_value());
+  EXPECT_EQ(fetched.error().code, ErrorCode::kNotFound);
+  EXPECT_THAT(fetched.error().message, HasSubstr("symbol BTCUSDT delisted"));
+  EXPECT_THAT(fetched.error().message, HasSubstr("40034"));
+}
+
+TEST(ProviderParseTest, APageThatDoesNotAdvanceStopsPaging) {
+  // Always the same bar, before the cursor of the second page.
+  FixedPageExchange exchange(R"({"code":"00000","msg":"success","data":[)"
+                             R"(["1704067200000","1","2","0.5","1.5","10","15"]]})");
+  Result<KlineSeries> fetched = FetchFrom(exchange);
+  ASSERT_FALSE(fetched.has_value());
+  EXPECT_EQ(fetched.error().code, ErrorCode::kParse);
+  EXPECT_THAT(fetched.error().message, HasSubstr("cannot advance"));
 }
 
 }  // namespace

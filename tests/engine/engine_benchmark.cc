@@ -18,7 +18,8 @@ constexpr int64_t kT0 = 1'704'067'200'000;  // 2024-01-01T00:00:00Z
 constexpr int64_t kMillionBars = 1'000'000;
 
 Result<KlineSeries> GenerateMinuteBars(int64_t count) {
-  return SyntheticMarket().Generate("BTCUSDT", Timeframe{"1m", kMinute}, kT0, kT0 + count * kMinute);
+  return SyntheticMarket().Generate("BTCUSDT", Timeframe{"1m", kMinute}, kT0,
+                                    kT0 + count * kMinute);
 }
 
 // Generated once per program, outside every timed region.
@@ -26,7 +27,8 @@ const KlineSeries& MillionMinuteBars() {
   static const KlineSeries bars = [] {
     Result<KlineSeries> generated = GenerateMinuteBars(kMillionBars);
     if (!generated) {
-      fprintf(stderr, "cannot generate the benchmark bars: %s\n", generated.error().ToString().c_str());
+      fprintf(stderr, "cannot generate the benchmark bars: %s\n",
+              generated.error().ToString().c_str());
       std::abort();
     }
     return *std::move(generated);
@@ -50,9 +52,9 @@ void BM_EngineRun(benchmark::State& state, const std::string& strategy) {
     trades = result->stats.trades;
     benchmark::DoNotOptimize(result->stats.final_equity);
   }
-  state.counters["bars_per_second"] = benchmark::Counter(
-      static_cast<double>(bars.size()) * static_cast<double>(state.iterations()),
-      benchmark::Counter::kIsRate);
+  state.counters["bars_per_second"] =
+      benchmark::Counter(static_cast<double>(bars.size()) * static_cast<double>(state.iterations()),
+                         benchmark::Counter::kIsRate);
   state.counters["trades"] = static_cast<double>(trades);
 }
 BENCHMARK_CAPTURE(BM_EngineRun, sma_cross, std::string("sma_cross"))->Unit(benchmark::kMillisecond);
@@ -95,8 +97,9 @@ void BM_SyntheticMinuteBars(benchmark::State& state) {
     }
     benchmark::DoNotOptimize(bars->back().close);
   }
-  state.counters["bars_per_second"] = benchmark::Counter(
-      static_cast<double>(count) * static_cast<double>(state.iterations()), benchmark::Counter::kIsRate);
+  state.counters["bars_per_second"] =
+      benchmark::Counter(static_cast<double>(count) * static_cast<double>(state.iterations()),
+                         benchmark::Counter::kIsRate);
 }
 BENCHMARK(BM_SyntheticMinuteBars)->Arg(kMillionBars)->Unit(benchmark::kMillisecond);
 

@@ -19,8 +19,8 @@ namespace {
 using ::leakgate::engine::testing::ClientSocketsTo;
 using ::leakgate::engine::testing::ThreadsNamed;
 using ::leakgate::engine::testing::WaitUntil;
-using ::testing::HasSubstr;
 using std::chrono::milliseconds;
+using ::testing::HasSubstr;
 
 class AdapterTest : public ::testing::Test {
  protected:

@@ -72,7 +72,8 @@ KlineSeries RowsToKlines(const nlohmann::json& data) {
 KlineSeries Expected(const std::string& symbol, int64_t start, int64_t end_exclusive,
                      const SyntheticMarketOptions& options = {}) {
   Result<Timeframe> minute = ParseTimeframe("1m");
-  Result<KlineSeries> bars = SyntheticMarket(options).Generate(symbol, *minute, start, end_exclusive);
+  Result<KlineSeries> bars =
+      SyntheticMarket(options).Generate(symbol, *minute, start, end_exclusive);
   EXPECT_TRUE(bars.has_value());
   return bars.value_or(KlineSeries{});
 }
@@ -248,7 +249,8 @@ TEST_F(SimulatorTest, DuplicateAndShuffledRowsKeepTheSameBars) {
   ASSERT_EQ(rows.size(), 2000u);
   EXPECT_FALSE(std::is_sorted(rows.begin(), rows.end(),
                               [](const Kline& a, const Kline& b) { return a.ts_ms < b.ts_ms; }));
-  std::sort(rows.begin(), rows.end(), [](const Kline& a, const Kline& b) { return a.ts_ms < b.ts_ms; });
+  std::sort(rows.begin(), rows.end(),
+            [](const Kline& a, const Kline& b) { return a.ts_ms < b.ts_ms; });
   const KlineSeries expected = Expected("BTCUSDT", kT0, kT0 + 1000 * kMinute);
   for (size_t i = 0; i < expected.size(); ++i) {
     ASSERT_EQ(rows[2 * i], expected[i]);
@@ -333,8 +335,9 @@ TEST_F(SimulatorTest, LatencyDelaysEveryRequest) {
 class TempDir {
  public:
   TempDir() {
-    path_ = std::filesystem::temp_directory_path() /
-            ("exchange_simulator_test_" + std::to_string(::getpid()) + "_" + std::to_string(++count_));
+    path_ =
+        std::filesystem::temp_directory_path() /
+        ("exchange_simulator_test_" + std::to_string(::getpid()) + "_" + std::to_string(++count_));
     std::filesystem::create_directories(path_);
   }
   ~TempDir() {
@@ -373,13 +376,35 @@ TEST_F(SimulatorTest, CsvSymbolsAreServedAtTheirOwnGranularity) {
   Reply reply = Fetch(*simulator_, CandlesPath("ACME", "1D", *jan4, *jan8));
   ASSERT_EQ(reply.status, 200) << reply.body.dump();
   EXPECT_EQ(RowsToKlines(reply.body["data"]), *file);
-  EXPECT_EQ(RowsToKlines(Fetch(*simulator_, CandlesPath("ACME", "1D", *jan4 + 1, *jan8, 1)).body["data"]),
-            KlineSeries{(*file)[1]});
+  EXPECT_EQ(
+      RowsToKlines(Fetch(*simulator_, CandlesPath("ACME", "1D", *jan4 + 1, *jan8, 1)).body["data"]),
+      KlineSeries{(*file)[1]});
 
   Reply wrong = Fetch(*simulator_, CandlesPath("ACME", "1m", *jan4, *jan8));
   EXPECT_EQ(wrong.status, 400);
   EXPECT_THAT(wrong.body["msg"].get<std::string>(), HasSubstr("granularity"));
   EXPECT_THAT(wrong.body["msg"].get<std::string>(), HasSubstr("1D"));
+}
+
+TEST_F(SimulatorTest, SessionsHeldOpenDoNotStarveNewClients) {
+  ExchangeSimulatorOptions options;
+  options.keep_alive_timeout = std::chrono::seconds(5);
+  StartWith(options);
+  // Twelve clients that keep their connection open, as adapters left connected do.
+  std::vector<std::unique_ptr<httplib::Client>> sessions;
+  for (int i = 0; i < 12; ++i) {
+    auto client = std::make_unique<httplib::Client>("127.0.0.1", simulator_->port());
+    client->set_keep_alive(true);
+    client->set_read_timeout(std::chrono::milliseconds(500));
+    ASSERT_TRUE(client->Get("/api/v2/public/time")) << "session " << i << " was not served";
+    sessions.push_back(std::move(client));
+  }
+  httplib::Client newcomer("127.0.0.1", simulator_->port());
+  newcomer.set_read_timeout(std::chrono::milliseconds(500));
+  httplib::Result result = newcomer.Get("/api/v2/public/time");
+  ASSERT_TRUE(result) << httplib::to_string(result.error());
+  EXPECT_EQ(result->status, 200);
+  for (auto& client : sessions) client->stop();
 }
 
 TEST(SimulatorStartTest, MissingCsvFileFailsStart) {

@@ -1,5 +1,6 @@
 // The engine against published figures: the SMA(10)/SMA(30) crossover on GOOG daily bars, whose
-// statistics the backtesting.py project asserts in its own test suite (see the data folder's README).
+// statistics the backtesting.py project asserts in its own test suite (see the data folder's
+// README).
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -82,7 +83,8 @@ TEST_F(GoogKnownAnswerTest, TradesAlternateAndTheLastClosesOnTheLastBar) {
   ASSERT_FALSE(trades.empty());
   for (size_t t = 1; t < trades.size(); ++t) {
     EXPECT_NE(trades[t].side, trades[t - 1].side) << "trade " << t;
-    EXPECT_EQ(trades[t].entry_index, trades[t - 1].exit_index) << "reversal on one fill, trade " << t;
+    EXPECT_EQ(trades[t].entry_index, trades[t - 1].exit_index)
+        << "reversal on one fill, trade " << t;
   }
   // The first decision is on bar 30, so the first fill is no earlier than bar 31.
   EXPECT_GE(trades.front().entry_index, 31);
@@ -92,8 +94,8 @@ TEST_F(GoogKnownAnswerTest, TradesAlternateAndTheLastClosesOnTheLastBar) {
   EXPECT_EQ(result->equity_curve.back(), result->stats.final_equity);
 }
 
-// The published figures close the last open trade at the last bar's open (the order placed after the
-// last decision fills there, like every order). Marking it out at the last close instead gives
+// The published figures close the last open trade at the last bar's open (the order placed after
+// the last decision fills there, like every order). Marking it out at the last close instead gives
 // different figures, which shows that the known answer pins the end-of-data rule.
 TEST_F(GoogKnownAnswerTest, ExitAtLastCloseDiffersFromPublishedFigures) {
   BacktestConfig config = SmaCrossConfig();

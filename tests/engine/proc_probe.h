@@ -44,11 +44,12 @@ inline int ClientSocketsTo(int port) {
       std::istringstream fields(line);
       std::string slot, local, remote, state, queues, timer, retransmits, uid, timeout;
       unsigned long inode = 0;
-      fields >> slot >> local >> remote >> state >> queues >> timer >> retransmits >> uid >> timeout >>
-          inode;
+      fields >> slot >> local >> remote >> state >> queues >> timer >> retransmits >> uid >>
+          timeout >> inode;
       const size_t colon = remote.rfind(':');
       if (colon == std::string::npos || inode == 0) continue;
-      if (std::stoi(remote.substr(colon + 1), nullptr, 16) == port && ours.count(inode) > 0) ++count;
+      if (std::stoi(remote.substr(colon + 1), nullptr, 16) == port && ours.count(inode) > 0)
+        ++count;
     }
   }
   return count;

@@ -25,7 +25,8 @@ ExchangeSimulator& Simulator() {
   static ExchangeSimulator* simulator = [] {
     auto* s = new ExchangeSimulator();
     if (Result<void> started = s->Start(); !started) {
-      fprintf(stderr, "cannot start the exchange simulator: %s\n", started.error().ToString().c_str());
+      fprintf(stderr, "cannot start the exchange simulator: %s\n",
+              started.error().ToString().c_str());
       std::abort();
     }
     return s;
@@ -45,7 +46,8 @@ void BM_ProviderFetch1mBars(benchmark::State& state) {
   for (auto _ : state) {
     // A different range each time, as consecutive backtests would ask for.
     const int64_t start = kT0 + offset * kMinute;
-    Result<KlineSeries> series = provider.FetchKlines("BTCUSDT", "1m", start, start + bars * kMinute);
+    Result<KlineSeries> series =
+        provider.FetchKlines("BTCUSDT", "1m", start, start + bars * kMinute);
     if (!series) {
       state.SkipWithError(series.error().ToString().c_str());
       break;
@@ -54,7 +56,8 @@ void BM_ProviderFetch1mBars(benchmark::State& state) {
     benchmark::DoNotOptimize(series->data());
     offset += bars;
   }
-  state.counters["bars"] = benchmark::Counter(static_cast<double>(fetched), benchmark::Counter::kIsRate);
+  state.counters["bars"] =
+      benchmark::Counter(static_cast<double>(fetched), benchmark::Counter::kIsRate);
   state.counters["pages_per_fetch"] =
       benchmark::Counter(static_cast<double>(provider.last_fetch_stats().pages));
 }
@@ -73,8 +76,8 @@ void BM_SimulatorCandlePage(benchmark::State& state) {
   for (auto _ : state) {
     const int64_t start = kT0 + page * limit * kMinute;
     const std::string path = "/api/v2/mix/market/candles?symbol=BTCUSDT&granularity=1m&startTime=" +
-                             std::to_string(start) + "&endTime=" +
-                             std::to_string(start + (limit - 1) * kMinute) +
+                             std::to_string(start) +
+                             "&endTime=" + std::to_string(start + (limit - 1) * kMinute) +
                              "&limit=" + std::to_string(limit);
     httplib::Result result = client.Get(path);
     if (!result || result->status != 200) {
@@ -85,7 +88,8 @@ void BM_SimulatorCandlePage(benchmark::State& state) {
     bytes += static_cast<int64_t>(result->body.size());
     ++page;
   }
-  state.counters["rows"] = benchmark::Counter(static_cast<double>(rows), benchmark::Counter::kIsRate);
+  state.counters["rows"] =
+      benchmark::Counter(static_cast<double>(rows), benchmark::Counter::kIsRate);
   state.SetBytesProcessed(bytes);
 }
 BENCHMARK(BM_SimulatorCandlePage)->Arg(1000)->Unit(benchmark::kMicrosecond)->UseRealTime();

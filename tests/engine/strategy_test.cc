@@ -70,8 +70,9 @@ TEST(SmaCrossTest, LooksOnlyAtTheLastBarsOfALongerWindow) {
 }
 
 TEST(SmaCrossTest, DefaultsAreTenAndThirty) {
-  // 30 falling closes then a jump: with fast=10, slow=30 the fast average crosses above on the last bar
-  // only if the defaults are used (a shorter slow average would have crossed already or not at all).
+  // 30 falling closes then a jump: with fast=10, slow=30 the fast average crosses above on the last
+  // bar only if the defaults are used (a shorter slow average would have crossed already or not at
+  // all).
   std::vector<double> closes;
   for (int i = 0; i < 30; ++i) closes.push_back(100 - i);  // 100 .. 71
   // previous bar: fast = mean(80..71) = 75.5 < slow = mean(100..71) = 85.5
@@ -109,9 +110,10 @@ TEST(WilderRsiTest, HandlesOneSidedAndFlatWindows) {
 
 TEST(RsiStrategyTest, SignalsAgainstItsThresholds) {
   const KlineSeries bars = BarsFromCloses({10, 11, 10.5, 11.5, 11, 12});  // RSI(3) = 77.27
-  EXPECT_EQ(DecideOn("rsi", bars, {{"period", 3}}), Signal::kSell);  // > upper 70
+  EXPECT_EQ(DecideOn("rsi", bars, {{"period", 3}}), Signal::kSell);       // > upper 70
   EXPECT_EQ(DecideOn("rsi", bars, {{"period", 3}, {"lower", 77.3}, {"upper", 90}}), Signal::kBuy);
-  EXPECT_EQ(DecideOn("rsi", bars, {{"period", 3}, {"lower", 77.2}, {"upper", 77.3}}), Signal::kHold);
+  EXPECT_EQ(DecideOn("rsi", bars, {{"period", 3}, {"lower", 77.2}, {"upper", 77.3}}),
+            Signal::kHold);
   // RSI(3) of a straight fall is 0 < 30: oversold.
   EXPECT_EQ(DecideOn("rsi", BarsFromCloses({9, 8, 7, 6}), {{"period", 3}}), Signal::kBuy);
 }
@@ -133,8 +135,9 @@ TEST(BollingerTest, UsesThePopulationStandardDeviation) {
 
 TEST(BollingerTest, BuysBelowTheLowerBand) {
   // Mirror image: closes 8 6 6 6 5 5 3 1, mean 5, sd 2, lower band with k=1.9 is 1.2 > 1.
-  EXPECT_EQ(DecideOn("bollinger", BarsFromCloses({8, 6, 6, 6, 5, 5, 3, 1}), {{"period", 8}, {"k", 1.9}}),
-            Signal::kBuy);
+  EXPECT_EQ(
+      DecideOn("bollinger", BarsFromCloses({8, 6, 6, 6, 5, 5, 3, 1}), {{"period", 8}, {"k", 1.9}}),
+      Signal::kBuy);
 }
 
 TEST(BollingerTest, UsesOnlyTheLastPeriodBars) {
@@ -216,14 +219,17 @@ TEST_P(BadParamsTest, RejectedWithAMessageNamingTheParameter) {
 INSTANTIATE_TEST_SUITE_P(
     Cases, BadParamsTest,
     ::testing::Values(
-        BadParamsCase{"sma_cross", {{"fast", 30}, {"slow", 10}},
-                      "'fast' (30) must be less than 'slow' (10)"},
+        BadParamsCase{
+            "sma_cross", {{"fast", 30}, {"slow", 10}}, "'fast' (30) must be less than 'slow' (10)"},
         BadParamsCase{"sma_cross", {{"fast", 20}, {"slow", 20}}, "must be less than 'slow'"},
         BadParamsCase{"sma_cross", {{"fast", 0}}, "'fast' must be >= 1"},
         BadParamsCase{"sma_cross", {{"fast", 2.5}}, "'fast' must be a whole number"},
-        BadParamsCase{"sma_cross", {{"period", 3}}, "unknown parameter 'period'; known parameters: fast, slow"},
+        BadParamsCase{"sma_cross",
+                      {{"period", 3}},
+                      "unknown parameter 'period'; known parameters: fast, slow"},
         BadParamsCase{"rsi", {{"period", 1}}, "'period' must be >= 2"},
-        BadParamsCase{"rsi", {{"lower", 70}, {"upper", 30}}, "'lower' (70) must be less than 'upper' (30)"},
+        BadParamsCase{
+            "rsi", {{"lower", 70}, {"upper", 30}}, "'lower' (70) must be less than 'upper' (30)"},
         BadParamsCase{"rsi", {{"upper", 120}}, "[0, 100]"},
         BadParamsCase{"rsi", {{"lower", std::numeric_limits<double>::quiet_NaN()}}, "finite"},
         BadParamsCase{"bollinger", {{"k", 0}}, "'k' must be > 0"},
@@ -250,7 +256,8 @@ TEST(GetStrategyTest, TheStrategySharesOwnershipOfItsWindow) {
 TEST(GetStrategyTest, RefusesAWindowTooShortOrNull) {
   const KlineSeries bars = BarsFromCloses({10, 9, 8});
   auto window = std::make_shared<KlineWindow>(KlineWindow{bars, nullptr});
-  Result<std::shared_ptr<Strategy>> sma = GetStrategy("sma_cross", window, {{"fast", 2}, {"slow", 3}});
+  Result<std::shared_ptr<Strategy>> sma =
+      GetStrategy("sma_cross", window, {{"fast", 2}, {"slow", 3}});
   ASSERT_FALSE(sma.has_value());
   EXPECT_THAT(sma.error().message, HasSubstr("at least 4 bars, got 3"));
   EXPECT_FALSE(GetStrategy("rsi", window, {{"period", 3}}).has_value());

@@ -2,12 +2,12 @@
 //
 // `HistoricalDataProvider::FetchKlines` validates the request, connects lazily, pages through
 // GET /api/v2/mix/market/candles (page_limit rows a page, each page asked from one bar after the
-// latest timestamp seen so far), retries transient failures (HTTP 5xx or 429, refused or reset
-// connections, timeouts) with doubling backoff, and reports permanent ones (other 4xx, or a body
-// whose "code" is not "00000") at once with the exchange's code and message and the URL. Rows are
-// parsed, rows outside [start, end) dropped, and the result sorted and de-duplicated by timestamp.
-// Each page's body and JSON document live only while that page is parsed; the provider keeps
-// nothing of a fetch but its `FetchStats`.
+// latest timestamp seen so far), retries transient failures (HTTP 5xx, 408 or 429, refused or
+// reset connections, timeouts) with doubling backoff, and reports permanent ones (other 4xx, or a
+// body whose "code" is not "00000") at once with the exchange's code and message and the URL. Rows
+// are parsed, rows outside [start, end) dropped, and the result sorted and de-duplicated by
+// timestamp. Each page's body and JSON document live only while that page is parsed; the provider
+// keeps nothing of a fetch but its `FetchStats`.
 //
 // Ownership: the provider holds a shared reference to its adapter, made from `options.adapter` or
 // injected by the caller. Close() disconnects that adapter and drops the reference; the destructor
@@ -50,8 +50,8 @@ struct FetchStats {
   int64_t rows = 0;                // rows received, before range filtering and de-duplication
   int64_t duplicates_dropped = 0;  // rows whose timestamp was already present
   int64_t out_of_range_dropped = 0;
-  int64_t retries = 0;             // transient failures retried (connects and pages)
-  int64_t bars = 0;                // bars returned
+  int64_t retries = 0;  // transient failures retried (connects and pages)
+  int64_t bars = 0;     // bars returned
 };
 
 class HistoricalDataProvider {

@@ -45,8 +45,9 @@ struct HttpBaseUrl {
   std::string ToString() const;  // "http://host:port"
 };
 
-// Accepts only plain-HTTP base URLs without a path. Errors (kInvalidArgument) say what was wrong and
-// show the expected form: an https:// or other scheme, a missing host, a bad port, a path or query.
+// Accepts only plain-HTTP base URLs without a path. Errors (kInvalidArgument) say what was wrong
+// and show the expected form: an https:// or other scheme, a missing host, a bad port, a path or
+// query.
 Result<HttpBaseUrl> ParseHttpBaseUrl(std::string_view url);
 
 struct ExchangeAdapterOptions {
@@ -59,8 +60,8 @@ struct ExchangeAdapterOptions {
   std::chrono::milliseconds connect_timeout{2000};
   std::chrono::milliseconds read_timeout{10000};
   std::chrono::milliseconds write_timeout{10000};
-  // Ask the exchange for gzip/brotli-compressed bodies. Off by default: on loopback compression costs
-  // more CPU than it saves.
+  // Ask the exchange for gzip/brotli-compressed bodies. Off by default: on loopback compression
+  // costs more CPU than it saves.
   bool accept_compressed_responses = false;
 };
 
@@ -102,7 +103,7 @@ class ExchangeAdapter {
   // Counted since construction.
   uint64_t heartbeats_sent() const { return heartbeats_sent_.load(); }
   uint64_t heartbeats_failed() const { return heartbeats_failed_.load(); }
-  uint64_t requests_sent() const { return requests_sent_.load(); }
+  uint64_t requests_sent() const { return requests_sent_.load(); }  // pings included
 
  private:
   void DisconnectNow();

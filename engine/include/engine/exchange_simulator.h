@@ -7,23 +7,23 @@
 //     200 {"code":"00000","msg":"success","requestTime":<ms>,"data":[row,...]}
 //     where each row is an array of seven strings
 //       [ts, open, high, low, close, baseVolume, quoteVolume]
-//     The rows are the bars with T0 <= ts <= T1 (both bounds inclusive); of those, the EARLIEST N rows
-//     are returned, in ascending time order (N defaults to 100, at most 1000). A client pages forward
-//     by asking again from the last timestamp plus one bar. Numbers are written in the shortest form
-//     that reads back to the same double, so a client sees exactly the bars the market holds.
-//     Errors are HTTP 400 with a JSON body whose "code" is not "00000" and whose "msg" names the
-//     offending parameter: "40019" a required parameter is missing, "40020" a parameter has a bad
-//     value (non-integer or negative time, endTime < startTime, unknown granularity, limit outside
-//     1..1000, unknown productType, a CSV-backed symbol asked at another granularity), "40034" the
-//     symbol does not exist.
+//     The rows are the bars with T0 <= ts <= T1 (both bounds inclusive); of those, the EARLIEST N
+//     rows are returned, in ascending time order (N defaults to 100, at most 1000). A client pages
+//     forward by asking again from the last timestamp plus one bar. Numbers are written in the
+//     shortest form that reads back to the same double, so a client sees exactly the bars the
+//     market holds. Errors are HTTP 400 with a JSON body whose "code" is not "00000" and whose
+//     "msg" names the offending parameter: "40019" a required parameter is missing, "40020" a
+//     parameter has a bad value (non-integer or negative time, endTime < startTime, unknown
+//     granularity, limit outside 1..1000, unknown productType, a CSV-backed symbol asked at another
+//     granularity), "40034" the symbol does not exist.
 //   GET /api/v2/public/time
 //     200 {"code":"00000","msg":"success","requestTime":<ms>,"data":{"serverTime":"<ms>"}}
 //     The endpoint clients ping to keep a session alive.
 //
-// Market data comes from CSV files (one symbol each, loaded at Start() with LoadKlinesCsv and served
-// only at the granularity matching the file's bar spacing, or the one configured for it) and, for
-// any other symbol matching [A-Z0-9]{2,20} (or only those on an allow-list when one is configured),
-// from a deterministic SyntheticMarket.
+// Market data comes from CSV files (one symbol each, loaded at Start() with LoadKlinesCsv and
+// served only at the granularity matching the file's bar spacing, or the one configured for it)
+// and, for any other symbol matching [A-Z0-9]{2,20} (or only those on an allow-list when one is
+// configured), from a deterministic SyntheticMarket.
 //
 // Faults for tests are injected into candle requests only (pings always answer): added latency,
 // transient failures (the first N requests, every Nth request, or a seeded probability: HTTP 503 or
@@ -63,8 +63,8 @@ namespace leakgate::engine {
 struct CsvSymbolSource {
   std::string symbol;  // as clients spell it in ?symbol=, matched exactly
   std::string path;    // file read with LoadKlinesCsv
-  // The granularity the file is served at ("1D", ...). Empty: inferred from the smallest gap between
-  // consecutive bars, which must equal a known timeframe.
+  // The granularity the file is served at ("1D", ...). Empty: inferred from the smallest gap
+  // between consecutive bars, which must equal a known timeframe.
   std::string granularity;
 };
 
@@ -82,13 +82,14 @@ struct ExchangeSimulatorOptions {
   // Added to every request (candles and pings) before it is answered.
   std::chrono::milliseconds latency{0};
 
-  // Transient failures of candle requests, answered with `transient_failure_status` (503 or 502) and
-  // a JSON body. Requests are numbered from 1 in arrival order; a request fails when any rule hits.
+  // Transient failures of candle requests, answered with `transient_failure_status` (503 or 502)
+  // and a JSON body. Requests are numbered from 1 in arrival order; a request fails when any rule
+  // hits.
   int transient_failure_status = 503;
   int64_t fail_first_n_candle_requests = 0;
-  int64_t fail_every_nth = 0;       // 0: off; 3 fails requests 3, 6, 9, ...
-  double failure_probability = 0;   // 0..1, decided per request from `seed` and the request number
-  uint64_t seed = 7;                // for failure_probability and shuffle_rows
+  int64_t fail_every_nth = 0;      // 0: off; 3 fails requests 3, 6, 9, ...
+  double failure_probability = 0;  // 0..1, decided per request from `seed` and the request number
+  uint64_t seed = 7;               // for failure_probability and shuffle_rows
 
   // A permanent failure: when `permanent_failure_status` is not 0, every candle request is answered
   // with that status and a body carrying `permanent_failure_code` and `permanent_failure_msg`.
@@ -96,14 +97,18 @@ struct ExchangeSimulatorOptions {
   std::string permanent_failure_code = "40010";
   std::string permanent_failure_msg = "request rejected by the exchange";
 
-  // Page irregularities a client must cope with: every row sent twice; rows in a seeded random order.
+  // Page irregularities a client must cope with: every row sent twice; rows in a seeded random
+  // order.
   bool duplicate_rows = false;
   bool shuffle_rows = false;
 
   // Idle keep-alive connections are closed after this long; also bounds how long Stop() waits for
   // an idle client that keeps its connection open.
   std::chrono::seconds keep_alive_timeout{1};
-  int worker_threads = 8;
+  // Each open connection occupies one worker for as long as it stays open (a client that keeps its
+  // session alive with heartbeats holds one for good); a connection beyond this many waits until
+  // another closes. Sized for a few dozen sessions left open at once.
+  int worker_threads = 32;
 };
 
 class ExchangeSimulator {
@@ -121,9 +126,9 @@ class ExchangeSimulator {
 
   // Loads the CSV sources, binds host:port, starts the listener thread and returns once the server
   // accepts connections. Errors: a CSV file that cannot be loaded or whose spacing matches no
-  // timeframe (the loader's error, or kInvalidArgument naming the file), a port that cannot be bound
-  // (kUnavailable), a server that fails to listen (kInternal). Calling Start() while
-  // running is a no-op; after Stop() it starts again (on a new port when `port` is 0).
+  // timeframe (the loader's error, or kInvalidArgument naming the file), a port that cannot be
+  // bound (kUnavailable), a server that fails to listen (kInternal). Calling Start() while running
+  // is a no-op; after Stop() it starts again (on a new port when `port` is 0).
   Result<void> Start();
 
   // Stops accepting, closes connections and joins the server's threads. Idempotent; safe when

@@ -29,6 +29,17 @@ struct HeapStats {
 // True when tcmalloc's statistics can be read in this process.
 bool HeapStatsAvailable();
 
+// Returns the allocator's free pages to the system (tcmalloc MallocExtension::ReleaseFreeMemory), so
+// that memory a finished task freed stops counting in RSS. Returns false, doing nothing, without
+// tcmalloc.
+bool ReleaseFreeHeapMemory();
+
+// Hands the calling thread's allocator cache back to the shared free lists (tcmalloc
+// MallocExtension::MarkThreadIdle). A pool thread that calls this when it goes idle keeps no cache of
+// its own between jobs, so a pool whose jobs rotate over many threads does not grow RSS by one cache
+// per thread. Returns false, doing nothing, without tcmalloc.
+bool ReleaseThreadHeapCache();
+
 // The current figures; every field empty when HeapStatsAvailable() is false, a single field empty when
 // tcmalloc does not know that property.
 HeapStats ReadHeapStats();

@@ -3,14 +3,15 @@
 // A `KlineWindow` is a view of the last `window` bars of a series (never a copy): its `bars` span
 // points into storage owned by the caller, which must outlive the window. `attachment` is an
 // extension slot that the engine's per-window hook may fill; the window owns whatever it points at.
-// A `Strategy` is built for exactly one window, shares ownership of it (std::shared_ptr) and decides
-// on the window's last bar. `GetStrategy` is the per-window factory and stays cheap: a registry lookup,
-// a few parameter reads and one allocation; parameters are checked once per backtest with
-// `ValidateStrategy`. The built-in strategies are:
-//  * sma_cross(fast=10, slow=30): Buy when SMA(fast) crosses above SMA(slow) on the window's last two
-//    bars (fast[-2] < slow[-2] and fast[-1] > slow[-1]); Sell on the mirror. Needs slow + 1 bars.
-//  * rsi(period=14, lower=30, upper=70): Wilder's RSI over the whole window (seed: simple mean of the
-//    first `period` gains and losses; then avg = (avg * (period - 1) + x) / period). Buy when
+// A `Strategy` is built for exactly one window, shares ownership of it (std::shared_ptr) and
+// decides on the window's last bar. `GetStrategy` is the per-window factory and stays cheap: a
+// registry lookup, a few parameter reads and one allocation; parameters are checked once per
+// backtest with `ValidateStrategy`. The built-in strategies are:
+//  * sma_cross(fast=10, slow=30): Buy when SMA(fast) crosses above SMA(slow) on the window's last
+//    two bars (fast[-2] < slow[-2] and fast[-1] > slow[-1]); Sell on the mirror. Needs slow + 1
+//    bars.
+//  * rsi(period=14, lower=30, upper=70): Wilder's RSI over the whole window (seed: simple mean of
+//    the first `period` gains and losses; then avg = (avg * (period - 1) + x) / period). Buy when
 //    RSI < lower (oversold), Sell when RSI > upper (overbought). Needs period + 1 bars.
 //  * bollinger(period=20, k=2): mean and population standard deviation of the last `period` closes;
 //    Buy when close < mean - k * sd, Sell when close > mean + k * sd. Needs `period` bars.
@@ -51,8 +52,8 @@ class Strategy {
  public:
   virtual ~Strategy();
 
-  // The signal for the window's last bar, from the window's bars alone. Never fails: the factory only
-  // builds a strategy for a window that holds the bars it needs.
+  // The signal for the window's last bar, from the window's bars alone. Never fails: the factory
+  // only builds a strategy for a window that holds the bars it needs.
   virtual Signal Decide() const = 0;
 
   // The registry name ("sma_cross", ...).
@@ -75,26 +76,27 @@ struct StrategyInfo {
 // Registry names, sorted.
 std::vector<std::string> KnownStrategies();
 
-// Description and parameters of a strategy. An unknown name is kInvalidArgument listing the known ones.
+// Description and parameters of a strategy. An unknown name is kInvalidArgument listing the known
+// ones.
 Result<StrategyInfo> DescribeStrategy(std::string_view name);
 
-// Checks `params` once for a whole backtest: every name is a parameter of the strategy, every value is
-// finite, whole where a period is meant, and in range (sma_cross: 1 <= fast < slow; rsi: period >= 2,
-// 0 <= lower < upper <= 100; bollinger: period >= 2, k > 0); and a window of `window_size` bars holds
-// the bars the strategy needs (the error says how many). On success returns the complete parameter set,
-// missing parameters filled with their defaults. Errors are kInvalidArgument naming the strategy, the
-// parameter and the allowed range.
+// Checks `params` once for a whole backtest: every name is a parameter of the strategy, every value
+// is finite, whole where a period is meant, and in range (sma_cross: 1 <= fast < slow; rsi: period
+// >= 2, 0 <= lower < upper <= 100; bollinger: period >= 2, k > 0); and a window of `window_size`
+// bars holds the bars the strategy needs (the error says how many). On success returns the complete
+// parameter set, missing parameters filled with their defaults. Errors are kInvalidArgument naming
+// the strategy, the parameter and the allowed range.
 Result<StrategyParams> ValidateStrategy(std::string_view name, const StrategyParams& params,
                                         int64_t window_size);
 
-// Bars a window must hold for the strategy with these parameters (defaults filled for missing ones).
-// Same errors as ValidateStrategy, without the window check.
+// Bars a window must hold for the strategy with these parameters (defaults filled for missing
+// ones). Same errors as ValidateStrategy, without the window check.
 Result<int64_t> StrategyBarsNeeded(std::string_view name, const StrategyParams& params);
 
-// Builds the strategy `name` for one window. Parameters are read as given, missing ones defaulted, and
-// not range-checked (call ValidateStrategy once beforehand). Errors (kInvalidArgument): unknown name
-// (the message lists the known ones), a null window, a period below 1, or a window with fewer bars than
-// the strategy needs.
+// Builds the strategy `name` for one window. Parameters are read as given, missing ones defaulted,
+// and not range-checked (call ValidateStrategy once beforehand). Errors (kInvalidArgument): unknown
+// name (the message lists the known ones), a null window, a period below 1, or a window with fewer
+// bars than the strategy needs.
 Result<std::shared_ptr<Strategy>> GetStrategy(std::string_view name,
                                               std::shared_ptr<const KlineWindow> window,
                                               const StrategyParams& params);
@@ -102,7 +104,8 @@ Result<std::shared_ptr<Strategy>> GetStrategy(std::string_view name,
 // Indicators behind the built-in strategies, over the closes of `bars`. Pure functions; the caller
 // guarantees the sizes noted (they are not checked).
 
-// Mean of the closes of bars[end - period, end), summed in index order. Requires period <= end <= size.
+// Mean of the closes of bars[end - period, end), summed in index order. Requires period <= end <=
+// size.
 double SimpleMovingAverage(std::span<const Kline> bars, int64_t end, int64_t period);
 
 // Wilder's RSI over all of `bars` (see the header comment); 100 when the average loss is 0 and the

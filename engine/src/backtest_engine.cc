@@ -41,10 +41,6 @@ class Account {
   Account(std::span<const Kline> bars, const BacktestConfig& config, std::vector<Trade>* trades)
       : bars_(bars), config_(config), trades_(trades), cash_(config.cash) {}
 
-  bool has_position() const { return open_; }
-  Side side() const { return position_.side; }
-  double cash() const { return cash_; }
-
   // Cash plus the open position marked at `price`.
   double Equity(double price) const {
     if (!open_) return cash_;

@@ -4,6 +4,7 @@
 #include <cmath>
 #include <limits>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <string>
 
 #include "engine/synthetic_market.h"
@@ -96,8 +97,7 @@ std::string BacktestRequest::ToJson() const {
               {"start", FormatTimestamp(start_ms)},
               {"end", FormatTimestamp(end_ms)},
               {"strategy", strategy},   {"params", std::move(params_json)},
-              {"cash", cash},           {"fee_rate", fee_rate},
-              {"bars", bars}};
+              {"cash", cash},           {"fee_rate", fee_rate}};
   return out.dump();
 }
 

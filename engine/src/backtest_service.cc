@@ -2,7 +2,6 @@
 
 #include <httplib.h>
 #include <pthread.h>
-#include <dlfcn.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -93,7 +92,9 @@ json SessionSummaryJson(const SessionRecord& record) {
               {"progress", Number(record.progress)},
               {"created_at", FormatTimestamp(record.created_ms)},
               {"updated_at", FormatTimestamp(record.updated_ms)},
-              {"request", json::parse(record.params_json, nullptr, /*allow_exceptions=*/false)}};
+              {"request", nullptr}};
+  json request = json::parse(record.params_json, nullptr, /*allow_exceptions=*/false);
+  if (!request.is_discarded()) out["request"] = std::move(request);
   if (record.status == SessionStatus::kFailed) out["error"] = record.error;
   return out;
 }
@@ -257,6 +258,17 @@ std::string NewSessionId() {
   return id;
 }
 
+// The simulator serves each open connection on a thread of its own. Tasks that close their
+// connection need one thread per worker (and a spare for a connect racing a close); when connections
+// outlive their tasks, enough for dozens of them, so that leaked connections cost CPU but never
+// starve later runs. A pool no larger than needed also keeps RSS flat sooner: every pool thread that
+// ever served a request keeps its stack pages and allocator state.
+int AutomaticSimulatorThreads(const BacktestServiceOptions& options) {
+  constexpr int kLeakedConnectionHeadroom = 64;
+  return options.workers + 2 +
+         (TaskSeams::ConnectionsOutliveTasks(options.faults) ? kLeakedConnectionHeadroom : 0);
+}
+
 void Log(const std::string& line) {
   // One write per line, so that lines of concurrent tasks do not interleave.
   const std::string text = "backtest_server: " + line + "\n";
@@ -299,8 +311,10 @@ struct BacktestService::State {
 
 void BacktestService::State::RunTask(QueuedTask& task) {
   const TaskOutcome outcome = RunBacktestTask(task.session_id, task.request, seams, *api_repository);
-  if (getenv("LG_RELEASE")) { ReleaseThreadHeapCache(); ReleaseFreeHeapMemory(); }
-  if (getenv("LG_STATS")) { using F = void(*)(char*, int); static F f = (F)dlsym(RTLD_DEFAULT, "MallocExtension_GetStats"); static char buf[200000]; f(buf, sizeof buf); Log(buf); }
+  // What the task freed is handed back: the worker's allocator cache and the allocator's free pages,
+  // so that RSS after a run reflects what is still in use.
+  ReleaseThreadHeapCache();
+  ReleaseFreeHeapMemory();
   if (outcome.status == SessionStatus::kDone) {
     tasks_done.fetch_add(1);
     Log("session " + task.session_id + " done in " + std::to_string(outcome.duration.count()) +
@@ -349,7 +363,10 @@ void BacktestService::State::InstallRoutes() {
                     request.path);
     }
   });
-  if (getenv("LG_RELEASE")) server.set_post_routing_handler([](const httplib::Request&, httplib::Response&) { ReleaseThreadHeapCache(); });
+  // Requests rotate over the pool's threads; without this each of them would keep an allocator cache
+  // of its own and RSS would climb for as many requests as there are threads.
+  server.set_post_routing_handler(
+      [](const httplib::Request&, httplib::Response&) { ReleaseThreadHeapCache(); });
   server.set_exception_handler(
       [](const httplib::Request&, httplib::Response& response, std::exception_ptr error) {
         std::string what = "unknown exception";
@@ -570,10 +587,12 @@ void BacktestService::State::HandleMetrics(const httplib::Request&, httplib::Res
              "Kline windows tied to their strategy in a reference cycle (loop-retain).",
              static_cast<double>(seams.windows_retained->load()));
   if (simulator != nullptr) {
-    text.Gauge("backtest_simulator_candle_requests_total", "Candle pages the in-process exchange served.",
-               static_cast<double>(simulator->candle_requests()));
-    text.Gauge("backtest_simulator_pings_total", "Pings (heartbeats) the in-process exchange answered.",
-               static_cast<double>(simulator->pings()));
+    text.Family("backtest_simulator_candle_requests_total", "counter",
+                "Candle pages the in-process exchange served.");
+    text.Sample(static_cast<double>(simulator->candle_requests()));
+    text.Family("backtest_simulator_pings_total", "counter",
+                "Pings (heartbeats) the in-process exchange answered.");
+    text.Sample(static_cast<double>(simulator->pings()));
   }
   response.status = 200;
   response.set_content(text.str(), "text/plain; version=0.0.4");
@@ -603,8 +622,9 @@ Result<std::unique_ptr<BacktestService>> BacktestService::Start(BacktestServiceO
                                                  " is below the smallest backtest (" +
                                                  std::to_string(kMinBars) + " bars)");
   }
-  if (options.http_threads < 1 || options.simulator_threads < 1) {
-    return Fail(ErrorCode::kInvalidArgument, "--http-threads and --simulator-threads must be at least 1");
+  if (options.http_threads < 1 || options.simulator_threads < 0) {
+    return Fail(ErrorCode::kInvalidArgument,
+                "--http-threads must be at least 1 and --simulator-threads at least 0 (automatic)");
   }
   if (options.port < 0 || options.port > 65535) {
     return Fail(ErrorCode::kInvalidArgument,
@@ -627,7 +647,9 @@ Result<std::unique_ptr<BacktestService>> BacktestService::Start(BacktestServiceO
   if (options.exchange_url.empty()) {
     ExchangeSimulatorOptions simulator;
     simulator.host = "127.0.0.1";
-    simulator.worker_threads = options.simulator_threads;
+    simulator.worker_threads = options.simulator_threads > 0
+                                   ? options.simulator_threads
+                                   : AutomaticSimulatorThreads(options);
     simulator.latency = options.simulator_latency;
     state->simulator = std::make_unique<ExchangeSimulator>(simulator);
     if (Result<void> started = state->simulator->Start(); !started) {

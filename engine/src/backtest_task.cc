@@ -368,6 +368,10 @@ TaskSeams TaskSeams::Make(const TaskSeamOptions& options, FaultSet faults) {
   return seams;
 }
 
+bool TaskSeams::ConnectionsOutliveTasks(FaultSet faults) {
+  return faults.Has(Fault::kNoCleanup) || faults.Has(Fault::kUnclosedConnection);
+}
+
 // --- RunBacktestTask --------------------------------------------------------------------------------
 
 namespace {

@@ -57,7 +57,8 @@ int main(int argc, char** argv) {
   app.add_option("--http-threads", options.http_threads, "HTTP connections served at once")
       ->capture_default_str();
   app.add_option("--simulator-threads", options.simulator_threads,
-                 "threads of the in-process exchange simulator (one per open connection)")
+                 "threads of the in-process exchange simulator, one per open connection (0: "
+                 "workers + 2, plus 64 when faults let connections outlive their tasks)")
       ->capture_default_str();
   app.add_option("--simulator-latency-ms", latency_ms,
                  "latency added to every answer of the in-process simulator")

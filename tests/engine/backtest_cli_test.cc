@@ -11,6 +11,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <ostream>
 #include <nlohmann/json.hpp>
 #include <sstream>
 #include <string>
@@ -191,6 +192,8 @@ struct BadArgsCase {
   const char* name;
   std::vector<std::string> args;
   const char* message;  // part of stderr
+
+  friend void PrintTo(const BadArgsCase& c, std::ostream* os) { *os << c.name; }
 };
 
 class BacktestCliBadArgsTest : public BacktestCliTest,

@@ -15,6 +15,7 @@
 #include <memory>
 #include <new>
 #include <numeric>
+#include <ostream>
 #include <vector>
 
 // Counts every allocation made through the global operator new, so that a test can pin how many the
@@ -459,6 +460,8 @@ TEST(BacktestEngineHooksTest, OnlyTheWindowAndTheStrategyAreAllocatedPerBar) {
 struct BadConfigCase {
   const char* field;
   void (*mutate)(BacktestConfig&);
+
+  friend void PrintTo(const BadConfigCase& c, std::ostream* os) { *os << c.field; }
 };
 
 class BadConfigTest : public ::testing::TestWithParam<BadConfigCase> {};

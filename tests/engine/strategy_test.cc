@@ -7,6 +7,7 @@
 #include <cmath>
 #include <limits>
 #include <memory>
+#include <ostream>
 #include <vector>
 
 namespace leakgate::engine {
@@ -203,6 +204,10 @@ struct BadParamsCase {
   const char* strategy;
   StrategyParams params;
   const char* expected;  // part of the message
+
+  friend void PrintTo(const BadParamsCase& c, std::ostream* os) {
+    *os << c.strategy << ": " << c.expected;
+  }
 };
 
 class BadParamsTest : public ::testing::TestWithParam<BadParamsCase> {};

@@ -49,8 +49,8 @@ struct BacktestRequest {
   double fee_rate = kDefaultFeeRate;
   int64_t bars = 0;  // bars of the timeframe in [start_ms, end_ms)
 
-  // The request with every default filled in, as a JSON object (times as ISO 8601 strings); stored
-  // with the session and shown by the API.
+  // The request with every default filled in, as a JSON object with the fields above (times as
+  // ISO 8601 strings): stored with the session, shown by the API, and valid to POST again.
   std::string ToJson() const;
 
   // The engine configuration for this request (window 51, warmup 50, long only, no equity curve).

@@ -53,7 +53,8 @@ struct BacktestServiceOptions {
   int http_threads = 8;                                  // HTTP connections served at once
   // Threads of the in-process simulator. It serves each keep-alive connection on one thread for the
   // connection's life, so this bounds the exchange connections open at once (leaked ones included).
-  int simulator_threads = 64;
+  // 0: workers + 2, plus 64 when the faults let connections outlive their tasks.
+  int simulator_threads = 0;
   std::chrono::milliseconds simulator_latency{0};  // added to every simulator answer (slow exchange)
   std::chrono::milliseconds shutdown_grace{10000};  // how long Shutdown waits for running tasks
   int keep_alive_timeout_s = 1;                     // idle HTTP keep-alive connections are closed after this

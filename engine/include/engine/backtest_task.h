@@ -164,6 +164,10 @@ struct TaskSeams {
   // faulty parts kept, retention first, then the factory, then the connector's cached clients.
   static TaskSeams Make(const TaskSeamOptions& options, FaultSet faults);
 
+  // True when the parts Make picks for `faults` leave exchange connections open after their task
+  // (no-cleanup keeps providers connected, unclosed-connection never disconnects).
+  static bool ConnectionsOutliveTasks(FaultSet faults);
+
   TaskSeams() = default;
   TaskSeams(TaskSeams&&) = default;
   TaskSeams& operator=(TaskSeams&&) = default;

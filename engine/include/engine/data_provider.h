@@ -6,8 +6,8 @@
 // reset connections, timeouts) with doubling backoff, and reports permanent ones (other 4xx, or a
 // body whose "code" is not "00000") at once with the exchange's code and message and the URL. Rows
 // are parsed, rows outside [start, end) dropped, and the result sorted and de-duplicated by
-// timestamp. Each page's body and JSON document live only while that page is parsed; the provider
-// keeps nothing of a fetch but its `FetchStats`.
+// timestamp. Each page's body lives only while that page is read (as a stream of JSON events,
+// without building a document tree); the provider keeps nothing of a fetch but its `FetchStats`.
 //
 // Ownership: the provider holds a shared reference to its adapter, made from `options.adapter` or
 // injected by the caller. Close() disconnects that adapter and drops the reference; the destructor

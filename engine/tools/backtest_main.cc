@@ -3,7 +3,6 @@
 // argument or input (the message on stderr says what was wrong), 1 for an unexpected failure.
 #include <CLI/CLI.hpp>
 #include <cerrno>
-#include <cmath>
 #include <cstdint>
 #include <cstdlib>
 #include <iostream>
@@ -15,6 +14,7 @@
 #include "engine/backtest_engine.h"
 #include "engine/csv_loader.h"
 #include "engine/kline.h"
+#include "engine/result_json.h"
 #include "engine/strategy.h"
 #include "engine/synthetic_market.h"
 
@@ -25,8 +25,6 @@ constexpr int kUsageError = 2;
 
 using nlohmann::json;
 
-// JSON has no NaN or infinity: undefined statistics are written as null.
-json Number(double value) { return std::isfinite(value) ? json(value) : json(nullptr); }
 
 struct Arguments {
   std::string csv;
@@ -101,54 +99,24 @@ Result<LoadedBars> LoadBars(const Arguments& args) {
   return LoadedBars{std::move(*bars), std::move(source)};
 }
 
-json TradeToJson(const Trade& trade) {
-  return json{{"side", trade.side == Side::kLong ? "long" : "short"},
-              {"size", Number(trade.size)},
-              {"entry_index", trade.entry_index},
-              {"exit_index", trade.exit_index},
-              {"entry_time", FormatTimestamp(trade.entry_ts_ms)},
-              {"exit_time", FormatTimestamp(trade.exit_ts_ms)},
-              {"entry_price", Number(trade.entry_price)},
-              {"exit_price", Number(trade.exit_price)},
-              {"fees", Number(trade.fees)},
-              {"pnl", Number(trade.pnl)},
-              {"return_pct", Number(trade.return_pct)}};
-}
-
 json ReportToJson(const Arguments& args, const BacktestConfig& config, const StrategyParams& params,
                   const LoadedBars& loaded, const BacktestResult& result) {
-  const Statistics& s = result.stats;
   json params_json = json::object();
-  for (const auto& [name, value] : params) params_json[name] = Number(value);
+  for (const auto& [name, value] : params) params_json[name] = JsonNumber(value);
   json out = {
       {"strategy", config.strategy},
       {"params", std::move(params_json)},
       {"source", loaded.source},
-      {"bars", s.bars},
       {"first_bar", FormatTimestamp(loaded.bars.front().ts_ms)},
       {"last_bar", FormatTimestamp(loaded.bars.back().ts_ms)},
       {"sides", PositionSidesName(config.sides)},
       {"warmup", config.warmup},
       {"window", config.window},
-      {"fee_rate", Number(config.fee_rate)},
-      {"slippage", Number(config.slippage)},
+      {"fee_rate", JsonNumber(config.fee_rate)},
+      {"slippage", JsonNumber(config.slippage)},
       {"end_exit", EndOfDataExitName(config.end_of_data_exit)},
-      {"trades", s.trades},
-      {"start_equity", Number(s.start_equity)},
-      {"final_equity", Number(s.final_equity)},
-      {"peak_equity", Number(s.peak_equity)},
-      {"return_pct", Number(s.return_pct)},
-      {"buy_hold_return_pct", Number(s.buy_hold_return_pct)},
-      {"max_drawdown_pct", Number(s.max_drawdown_pct)},
-      {"win_rate_pct", Number(s.win_rate_pct)},
-      {"profit_factor", Number(s.profit_factor)},
-      {"best_trade_pct", Number(s.best_trade_pct)},
-      {"worst_trade_pct", Number(s.worst_trade_pct)},
-      {"avg_trade_pct", Number(s.avg_trade_pct)},
-      {"sharpe", Number(s.sharpe)},
-      {"exposure_pct", Number(s.exposure_pct)},
-      {"total_fees", Number(s.total_fees)},
   };
+  out.update(StatisticsToJson(result.stats));
   if (args.print_trades) {
     json trades = json::array();
     for (const Trade& trade : result.trades) trades.push_back(TradeToJson(trade));

@@ -101,6 +101,10 @@ TEST_F(BacktestServiceTest, RequestWithOnlyASymbolRunsWithDefaultsAndReadsBack) 
   }
   EXPECT_NEAR(10000.0 + pnl, stats["final_equity"].get<double>(), 1e-6);
 
+  // The echoed request, defaults filled in, is itself a valid request.
+  const HttpReply again = HttpPost(port_, "/api/backtest", request.dump());
+  EXPECT_EQ(again.status, 202) << again.body;
+
   const HttpReply page = HttpGet(port_, "/api/backtest/" + id + "/trades?limit=5&offset=2");
   ASSERT_EQ(page.status, 200) << page.body;
   ASSERT_EQ(page.json["trades"].size(), 5u);

@@ -9,6 +9,7 @@
 #include <string>
 #include <thread>
 
+#include "engine/faults.h"
 #include "proc_probe.h"
 #include "server_process.h"
 
@@ -48,6 +49,20 @@ class ObservedServer {
   }
   const std::string& last_error() const { return last_error_; }
 
+  // Notes the process's figures under `label`; Report() hands all notes to the test's XML output
+  // (--gtest_output=xml) as the property "figures".
+  void Note(const std::string& label) {
+    const ResourceCount count = Resources();
+    const auto heap = HeapBytes();
+    notes_ += label + ": " + Describe(count) +
+              " exchange_client_sockets=" + std::to_string(ExchangeClientSockets()) +
+              " heap_bytes=" + (heap ? std::to_string(*heap) : std::string("n/a")) + "; ";
+  }
+  void Note(const std::string& label, double idle_cpu_pct) {
+    notes_ += label + ": idle_cpu_pct=" + std::to_string(idle_cpu_pct) + "; ";
+  }
+  void Report() const { ::testing::Test::RecordProperty("figures", notes_); }
+
   ResourceCount Resources() const { return SettledResources(pid()); }
   int ExchangeClientSockets() const { return ClientSocketsTo(pid(), exchange_port_); }
   std::optional<double> Metric(const std::string& series) const { return ServerMetric(port(), series); }
@@ -62,8 +77,37 @@ class ObservedServer {
   std::unique_ptr<ServerProcess> server_;
   std::string error_;
   std::string last_error_;
+  std::string notes_;
   int exchange_port_ = 0;
 };
+
+TEST(FaultSetTest, ParsesNoneAllAndListsAndNamesTheKnownFaultsOnError) {
+  EXPECT_TRUE(FaultSet::Parse("none")->empty());
+  EXPECT_EQ(*FaultSet::Parse("all"), FaultSet::All());
+  const Result<FaultSet> two = FaultSet::Parse("loop-retain, singleton");
+  ASSERT_TRUE(two.has_value()) << two.error().message;
+  EXPECT_TRUE(two->Has(Fault::kSingleton));
+  EXPECT_TRUE(two->Has(Fault::kLoopRetain));
+  EXPECT_FALSE(two->Has(Fault::kNoCleanup));
+  EXPECT_EQ(two->ToString(), "singleton,loop-retain");
+  for (FaultSet set : {FaultSet(), FaultSet::All(), *two}) {
+    EXPECT_EQ(*FaultSet::Parse(set.ToString()), set) << set.ToString();
+  }
+  std::string every_name;
+  for (Fault fault : kAllFaults) every_name += (every_name.empty() ? "" : ",") + std::string(FaultName(fault));
+  EXPECT_EQ(*FaultSet::Parse(every_name), FaultSet::All());
+
+  for (const char* bad : {"", "singleton,,loop-retain", "singleton,", "leaky", "None"}) {
+    const Result<FaultSet> parsed = FaultSet::Parse(bad);
+    ASSERT_FALSE(parsed.has_value()) << "'" << bad << "' was accepted";
+    EXPECT_EQ(parsed.error().code, ErrorCode::kInvalidArgument);
+  }
+  const std::string message = FaultSet::Parse("singleton,leaky").error().message;
+  EXPECT_NE(message.find("'leaky'"), std::string::npos) << message;
+  for (Fault fault : kAllFaults) {
+    EXPECT_NE(message.find(FaultName(fault)), std::string::npos) << message;
+  }
+}
 
 #define ASSERT_STARTED(server) ASSERT_TRUE((server).started()) << (server).error()
 
@@ -74,9 +118,11 @@ constexpr const char* kNoHeapReason =
 TEST(ServiceFaultsTest, WithoutFaultsRunsAfterTheFirstLeaveNothingBehind) {
   ObservedServer server("none");
   ASSERT_STARTED(server);
+  server.Note("start");
   ASSERT_EQ(server.Run(), "done") << server.last_error();
   const ResourceCount reference = server.Resources();
   const ProcessFds reference_fds = ReadFds(server.pid());
+  server.Note("run 1");
   const std::optional<int64_t> heap_after_first = server.HeapBytes();
   EXPECT_EQ(reference.heartbeat_threads, 0);
   EXPECT_EQ(server.ExchangeClientSockets(), 0);
@@ -90,6 +136,7 @@ TEST(ServiceFaultsTest, WithoutFaultsRunsAfterTheFirstLeaveNothingBehind) {
     EXPECT_TRUE(back) << "after run " << run << ": " << Describe(CountResources(server.pid()))
                       << ", after run 1: " << Describe(reference);
     EXPECT_EQ(server.ExchangeClientSockets(), 0) << "after run " << run;
+    server.Note("run " + std::to_string(run));
   }
   // The same files are open (sockets compared by count above: the inodes of a listening socket
   // stay, those of accepted connections change).
@@ -104,6 +151,8 @@ TEST(ServiceFaultsTest, WithoutFaultsRunsAfterTheFirstLeaveNothingBehind) {
   EXPECT_EQ(files_now, files_then);
 
   const IdleCpu idle = MeasureCpu(server.pid(), Millis(2000));
+  server.Note("after run 5", idle.total_pct);
+  server.Report();
   EXPECT_LT(idle.total_pct, 1.0) << "idle CPU after five runs without faults";
 
   if (!heap_after_first) GTEST_SKIP() << kNoHeapReason;
@@ -115,13 +164,16 @@ TEST(ServiceFaultsTest, WithoutFaultsRunsAfterTheFirstLeaveNothingBehind) {
 TEST(ServiceFaultsTest, SingletonKeepsEverySessionsKlinesAndResults) {
   ObservedServer server("singleton");
   ASSERT_STARTED(server);
+  server.Note("start");
   ASSERT_EQ(server.Run(), "done") << server.last_error();
+  server.Note("run 1");
   const ResourceCount reference = server.Resources();
   std::optional<int64_t> heap = server.HeapBytes();
   for (int run = 2; run <= 4; ++run) {
     ASSERT_EQ(server.Run(), "done") << server.last_error();
     EXPECT_EQ(server.Metric("backtest_engine_sessions_kept"), run);
     EXPECT_EQ(server.Metric("backtest_engine_klines_kept"), run * kDefaultBars);
+    server.Note("run " + std::to_string(run));
     // The singleton keeps data, not connections or threads.
     EXPECT_EQ(server.Resources(), reference) << "after run " << run;
     if (heap) {
@@ -130,18 +182,21 @@ TEST(ServiceFaultsTest, SingletonKeepsEverySessionsKlinesAndResults) {
       heap = now;
     }
   }
+  server.Report();
   if (!heap) GTEST_SKIP() << kNoHeapReason;
 }
 
 TEST(ServiceFaultsTest, NoCleanupKeepsEveryTaskAndItsOpenConnectionAlsoWhenItFails) {
   ObservedServer server("no-cleanup");
   ASSERT_STARTED(server);
+  server.Note("start");
   const ResourceCount start = server.Resources();
   std::optional<int64_t> heap = server.HeapBytes();
   for (int run = 1; run <= 3; ++run) {
     ASSERT_EQ(server.Run(), "done") << server.last_error();
     const ResourceCount now = server.Resources();
     EXPECT_EQ(server.Metric("backtest_task_registry_entries"), run);
+    server.Note("run " + std::to_string(run));
     EXPECT_EQ(server.ExchangeClientSockets(), run) << "exchange connections still open";
     EXPECT_EQ(now.heartbeat_threads, run);
     EXPECT_GE(now.sockets - start.sockets, run);
@@ -156,6 +211,8 @@ TEST(ServiceFaultsTest, NoCleanupKeepsEveryTaskAndItsOpenConnectionAlsoWhenItFai
   EXPECT_NE(server.last_error().find("fetching klines failed"), std::string::npos)
       << server.last_error();
   EXPECT_EQ(server.Metric("backtest_task_registry_entries"), 4);
+  server.Note("failed run 4");
+  server.Report();
   EXPECT_EQ(server.Resources().heartbeat_threads, 4);
   EXPECT_EQ(server.ExchangeClientSockets(), 4);
   if (!heap) GTEST_SKIP() << kNoHeapReason;
@@ -166,6 +223,8 @@ TEST(ServiceFaultsTest, UnclosedConnectionLeavesASocketAndAHeartbeatPerRunAndIdl
   ASSERT_STARTED(server);
   const ResourceCount start = server.Resources();
   const IdleCpu baseline = MeasureCpu(server.pid());
+  server.Note("start");
+  server.Note("start", baseline.total_pct);
   std::vector<double> idle_pct;
   for (int run = 1; run <= 3; ++run) {
     ASSERT_EQ(server.Run(), "done") << server.last_error();
@@ -175,17 +234,17 @@ TEST(ServiceFaultsTest, UnclosedConnectionLeavesASocketAndAHeartbeatPerRunAndIdl
     EXPECT_EQ(server.ExchangeClientSockets(), run);
     EXPECT_GE(now.sockets - start.sockets, run) << Describe(now) << " vs " << Describe(start);
     EXPECT_EQ(server.Metric("backtest_exchange_client_cache_entries"), run);
+    server.Note("run " + std::to_string(run));
     if (run != 2) {
       const IdleCpu idle = MeasureCpu(server.pid());
       idle_pct.push_back(idle.total_pct);
+      server.Note("run " + std::to_string(run), idle.total_pct);
       const auto heartbeat = idle.by_name.find("exch-heartbeat");
       ASSERT_NE(heartbeat, idle.by_name.end());
       EXPECT_GT(heartbeat->second, 0.0) << "the leaked heartbeats use CPU";
     }
   }
-  RecordProperty("idle_cpu_pct", std::to_string(baseline.total_pct) + " -> " +
-                                     std::to_string(idle_pct[0]) + " (1 run) -> " +
-                                     std::to_string(idle_pct[1]) + " (3 runs)");
+  server.Report();
   EXPECT_GE(idle_pct[0] - baseline.total_pct, 1.0)
       << "idle CPU before any run " << baseline.total_pct << " %, after one run " << idle_pct[0] << " %";
   EXPECT_GE(idle_pct[1] - baseline.total_pct, 3.0)
@@ -197,12 +256,15 @@ TEST(ServiceFaultsTest, UnclosedConnectionLeavesASocketAndAHeartbeatPerRunAndIdl
 TEST(ServiceFaultsTest, LoopRetainKeepsEveryWindowAndItsStrategy) {
   ObservedServer server("loop-retain");
   ASSERT_STARTED(server);
+  server.Note("start");
   ASSERT_EQ(server.Run(), "done") << server.last_error();
+  server.Note("run 1");
   const ResourceCount reference = server.Resources();
   std::optional<int64_t> heap = server.HeapBytes();
   for (int run = 2; run <= 3; ++run) {
     ASSERT_EQ(server.Run(), "done") << server.last_error();
     EXPECT_EQ(server.Metric("backtest_windows_retained"), run * kWindowsPerRun);
+    server.Note("run " + std::to_string(run));
     EXPECT_EQ(server.Resources(), reference) << "after run " << run;
     if (heap) {
       const int64_t now = *server.HeapBytes();
@@ -212,6 +274,7 @@ TEST(ServiceFaultsTest, LoopRetainKeepsEveryWindowAndItsStrategy) {
       heap = now;
     }
   }
+  server.Report();
   if (!heap) GTEST_SKIP() << kNoHeapReason;
 }
 
@@ -249,6 +312,7 @@ TEST(ServiceFaultsTest, UnbatchedKlinesPeakRssIsAtLeastThreeTimesTheBatchedBuild
 TEST(ServiceFaultsTest, AllFaultsTogetherLeakDataConnectionsAndThreads) {
   ObservedServer server("all");
   ASSERT_STARTED(server);
+  server.Note("start");
   const ResourceCount start = server.Resources();
   std::optional<int64_t> heap = server.HeapBytes();
   for (int run = 1; run <= 2; ++run) {
@@ -257,6 +321,7 @@ TEST(ServiceFaultsTest, AllFaultsTogetherLeakDataConnectionsAndThreads) {
     EXPECT_EQ(now.heartbeat_threads, run) << Describe(now);
     EXPECT_EQ(server.ExchangeClientSockets(), run);
     EXPECT_GE(now.fds - start.fds, run);
+    server.Note("run " + std::to_string(run));
     if (heap) {
       const int64_t bytes = *server.HeapBytes();
       EXPECT_GE(bytes - *heap, kDefaultBars * kKlineBytes + kWindowsPerRun * 64)
@@ -264,6 +329,7 @@ TEST(ServiceFaultsTest, AllFaultsTogetherLeakDataConnectionsAndThreads) {
       heap = bytes;
     }
   }
+  server.Report();
   if (!heap) GTEST_SKIP() << kNoHeapReason;
 }
 

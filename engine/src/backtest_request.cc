@@ -53,7 +53,8 @@ std::expected<double, RequestError> NumberField(const json& body, std::string_vi
   const auto it = body.find(name);
   if (it == body.end()) return fallback;
   if (!it->is_number()) {
-    return Reject(std::string(name), std::string(name) + " must be a number, not " + JsonTypeName(*it));
+    return Reject(std::string(name),
+                  std::string(name) + " must be a number, not " + JsonTypeName(*it));
   }
   const double value = it->get<double>();
   if (!std::isfinite(value)) {
@@ -63,15 +64,17 @@ std::expected<double, RequestError> NumberField(const json& body, std::string_vi
 }
 
 // A time field: a string ParseTimestamp accepts or an integer number of ms since the epoch.
-std::expected<std::optional<int64_t>, RequestError> TimeField(const json& body, std::string_view name) {
+std::expected<std::optional<int64_t>, RequestError> TimeField(const json& body,
+                                                              std::string_view name) {
   const auto it = body.find(name);
   if (it == body.end()) return std::nullopt;
   if (it->is_number_integer()) return it->get<int64_t>();
   if (!it->is_string()) {
-    return Reject(std::string(name),
-                  std::string(name) + " must be a date string such as \"2024-01-01\" or "
-                                      "\"2024-01-01T12:00:00Z\", or an integer of ms since the "
-                                      "epoch, not " + JsonTypeName(*it));
+    return Reject(std::string(name), std::string(name) +
+                                         " must be a date string such as \"2024-01-01\" or "
+                                         "\"2024-01-01T12:00:00Z\", or an integer of ms since the "
+                                         "epoch, not " +
+                                         JsonTypeName(*it));
   }
   Result<int64_t> parsed = ParseTimestamp(it->get_ref<const std::string&>());
   if (!parsed) return Reject(std::string(name), std::string(name) + ": " + parsed.error().message);
@@ -93,11 +96,14 @@ std::expected<std::optional<int64_t>, RequestError> BoundedTimeField(const json&
 std::string BacktestRequest::ToJson() const {
   json params_json = json::object();
   for (const auto& [name, value] : params) params_json[name] = value;
-  json out = {{"symbol", symbol},       {"timeframe", timeframe.name},
+  json out = {{"symbol", symbol},
+              {"timeframe", timeframe.name},
               {"start", FormatTimestamp(start_ms)},
               {"end", FormatTimestamp(end_ms)},
-              {"strategy", strategy},   {"params", std::move(params_json)},
-              {"cash", cash},           {"fee_rate", fee_rate}};
+              {"strategy", strategy},
+              {"params", std::move(params_json)},
+              {"cash", cash},
+              {"fee_rate", fee_rate}};
   return out.dump();
 }
 
@@ -138,7 +144,8 @@ std::expected<BacktestRequest, RequestError> ParseBacktestRequest(std::string_vi
     return Reject("symbol", "symbol is required: the exchange symbol to test, e.g. \"BTCUSDT\"");
   }
   if (!symbol->is_string()) {
-    return Reject("symbol", "symbol must be a string such as \"BTCUSDT\", not " + JsonTypeName(*symbol));
+    return Reject("symbol",
+                  "symbol must be a string such as \"BTCUSDT\", not " + JsonTypeName(*symbol));
   }
   request.symbol = symbol->get<std::string>();
   if (request.symbol.empty() || request.symbol.size() > kMaxSymbolLength ||
@@ -202,8 +209,8 @@ std::expected<BacktestRequest, RequestError> ParseBacktestRequest(std::string_vi
 
   if (const auto it = body.find("strategy"); it != body.end()) {
     if (!it->is_string()) {
-      return Reject("strategy", "strategy must be a string such as \"sma_cross\", not " +
-                                    JsonTypeName(*it));
+      return Reject("strategy",
+                    "strategy must be a string such as \"sma_cross\", not " + JsonTypeName(*it));
     }
     request.strategy = it->get<std::string>();
   }
@@ -213,21 +220,24 @@ std::expected<BacktestRequest, RequestError> ParseBacktestRequest(std::string_vi
   StrategyParams params;
   if (const auto it = body.find("params"); it != body.end()) {
     if (!it->is_object()) {
-      return Reject("params", "params must be an object of numbers such as {\"fast\":10,\"slow\":30}, "
-                              "not " + JsonTypeName(*it));
+      return Reject("params",
+                    "params must be an object of numbers such as {\"fast\":10,\"slow\":30}, "
+                    "not " +
+                        JsonTypeName(*it));
     }
     for (const auto& [name, value] : it->items()) {
       const bool known = std::any_of(info->params.begin(), info->params.end(),
                                      [&](const StrategyParamInfo& p) { return p.name == name; });
       if (!known) {
         std::string names;
-        for (const StrategyParamInfo& p : info->params) names += (names.empty() ? "" : ", ") + p.name;
+        for (const StrategyParamInfo& p : info->params)
+          names += (names.empty() ? "" : ", ") + p.name;
         return Reject("params." + name, "strategy " + request.strategy + " has no parameter '" +
                                             name + "'; its parameters are: " + names);
       }
       if (!value.is_number()) {
-        return Reject("params." + name, "parameter " + name + " must be a number, not " +
-                                            JsonTypeName(value));
+        return Reject("params." + name,
+                      "parameter " + name + " must be a number, not " + JsonTypeName(value));
       }
       params[name] = value.get<double>();
     }
@@ -240,16 +250,18 @@ std::expected<BacktestRequest, RequestError> ParseBacktestRequest(std::string_vi
   auto cash = NumberField(body, "cash", BacktestRequest::kDefaultCash);
   if (!cash) return std::unexpected(cash.error());
   if (*cash <= 0) {
-    return Reject("cash", "cash must be greater than 0 (the starting capital), got " +
-                              json(*cash).dump());
+    return Reject("cash",
+                  "cash must be greater than 0 (the starting capital), got " + json(*cash).dump());
   }
   request.cash = *cash;
 
   auto fee_rate = NumberField(body, "fee_rate", BacktestRequest::kDefaultFeeRate);
   if (!fee_rate) return std::unexpected(fee_rate.error());
   if (*fee_rate < 0 || *fee_rate >= 0.5) {
-    return Reject("fee_rate", "fee_rate must be a fraction of the notional in [0, 0.5), e.g. 0.001 "
-                              "for 0.1 %, got " + json(*fee_rate).dump());
+    return Reject("fee_rate",
+                  "fee_rate must be a fraction of the notional in [0, 0.5), e.g. 0.001 "
+                  "for 0.1 %, got " +
+                      json(*fee_rate).dump());
   }
   request.fee_rate = *fee_rate;
 

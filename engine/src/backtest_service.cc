@@ -24,6 +24,7 @@
 #include "engine/exchange_simulator.h"
 #include "engine/heap_stats.h"
 #include "engine/repository.h"
+#include "engine/result_json.h"
 #include "engine/service_metrics.h"
 
 namespace leakgate::engine {
@@ -38,12 +39,11 @@ constexpr int64_t kDefaultListLimit = 20;
 constexpr int64_t kMaxListLimit = 500;
 constexpr char kSessionIdPattern[] = "([0-9A-Za-z_-]{1,64})";
 
-// JSON has no NaN or infinity: undefined statistics are written as null.
-json Number(double value) { return std::isfinite(value) ? json(value) : json(nullptr); }
-
 void SendJson(httplib::Response& response, int status, const json& body) {
   response.status = status;
-  response.set_content(body.dump(), std::string(kJson));
+  // Messages may quote what a client sent, which need not be valid UTF-8.
+  response.set_content(body.dump(-1, ' ', false, json::error_handler_t::replace),
+                       std::string(kJson));
 }
 
 void SendError(httplib::Response& response, int status, std::string message,
@@ -53,43 +53,10 @@ void SendError(httplib::Response& response, int status, std::string message,
   SendJson(response, status, {{"error", std::move(error)}});
 }
 
-json StatisticsJson(const Statistics& s) {
-  return {{"bars", s.bars},
-          {"trades", s.trades},
-          {"start_equity", Number(s.start_equity)},
-          {"final_equity", Number(s.final_equity)},
-          {"peak_equity", Number(s.peak_equity)},
-          {"return_pct", Number(s.return_pct)},
-          {"buy_hold_return_pct", Number(s.buy_hold_return_pct)},
-          {"max_drawdown_pct", Number(s.max_drawdown_pct)},
-          {"win_rate_pct", Number(s.win_rate_pct)},
-          {"profit_factor", Number(s.profit_factor)},
-          {"best_trade_pct", Number(s.best_trade_pct)},
-          {"worst_trade_pct", Number(s.worst_trade_pct)},
-          {"avg_trade_pct", Number(s.avg_trade_pct)},
-          {"sharpe", Number(s.sharpe)},
-          {"exposure_pct", Number(s.exposure_pct)},
-          {"total_fees", Number(s.total_fees)}};
-}
-
-json TradeJson(const Trade& t) {
-  return {{"side", t.side == Side::kLong ? "long" : "short"},
-          {"size", Number(t.size)},
-          {"entry_index", t.entry_index},
-          {"exit_index", t.exit_index},
-          {"entry_time", FormatTimestamp(t.entry_ts_ms)},
-          {"exit_time", FormatTimestamp(t.exit_ts_ms)},
-          {"entry_price", Number(t.entry_price)},
-          {"exit_price", Number(t.exit_price)},
-          {"fees", Number(t.fees)},
-          {"pnl", Number(t.pnl)},
-          {"return_pct", Number(t.return_pct)}};
-}
-
 json SessionSummaryJson(const SessionRecord& record) {
   json out = {{"session_id", record.id},
               {"status", SessionStatusName(record.status)},
-              {"progress", Number(record.progress)},
+              {"progress", JsonNumber(record.progress)},
               {"created_at", FormatTimestamp(record.created_ms)},
               {"updated_at", FormatTimestamp(record.updated_ms)},
               {"request", nullptr}};
@@ -109,13 +76,13 @@ std::expected<int64_t, std::string> QueryInteger(const httplib::Request& request
   auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
   if (text.empty() || ec != std::errc() || end != text.data() + text.size() || value < 0 ||
       value > max) {
-    return std::unexpected(name + " must be an integer from 0 to " + std::to_string(max) + ", got '" +
-                           text + "'");
+    return std::unexpected(name + " must be an integer from 0 to " + std::to_string(max) +
+                           ", got '" + text + "'");
   }
   return value;
 }
 
-// --- The worker pool ------------------------------------------------------------------------------
+// --- The worker pool -----------------------------------------------------------------------------
 
 struct QueuedTask {
   std::string session_id;
@@ -259,10 +226,10 @@ std::string NewSessionId() {
 }
 
 // The simulator serves each open connection on a thread of its own. Tasks that close their
-// connection need one thread per worker (and a spare for a connect racing a close); when connections
-// outlive their tasks, enough for dozens of them, so that leaked connections cost CPU but never
-// starve later runs. A pool no larger than needed also keeps RSS flat sooner: every pool thread that
-// ever served a request keeps its stack pages and allocator state.
+// connection need one thread per worker (and a spare for a connect racing a close); when
+// connections outlive their tasks, enough for dozens of them, so that leaked connections cost CPU
+// but never starve later runs. A pool no larger than needed also keeps RSS flat sooner: every pool
+// thread that ever served a request keeps its stack pages and allocator state.
 int AutomaticSimulatorThreads(const BacktestServiceOptions& options) {
   constexpr int kLeakedConnectionHeadroom = 64;
   return options.workers + 2 +
@@ -277,7 +244,7 @@ void Log(const std::string& line) {
 
 }  // namespace
 
-// --- State ----------------------------------------------------------------------------------------
+// --- State ---------------------------------------------------------------------------------------
 
 struct BacktestService::State {
   BacktestServiceOptions options;
@@ -310,9 +277,10 @@ struct BacktestService::State {
 };
 
 void BacktestService::State::RunTask(QueuedTask& task) {
-  const TaskOutcome outcome = RunBacktestTask(task.session_id, task.request, seams, *api_repository);
-  // What the task freed is handed back: the worker's allocator cache and the allocator's free pages,
-  // so that RSS after a run reflects what is still in use.
+  const TaskOutcome outcome =
+      RunBacktestTask(task.session_id, task.request, seams, *api_repository);
+  // What the task freed is handed back: the worker's allocator cache and the allocator's free
+  // pages, so that RSS after a run reflects what is still in use.
   ReleaseThreadHeapCache();
   ReleaseFreeHeapMemory();
   if (outcome.status == SessionStatus::kDone) {
@@ -328,9 +296,10 @@ void BacktestService::State::RunTask(QueuedTask& task) {
 }
 
 void BacktestService::State::InstallRoutes() {
-  server.Post("/api/backtest", [this](const httplib::Request& request, httplib::Response& response) {
-    HandleSubmit(request, response);
-  });
+  server.Post("/api/backtest",
+              [this](const httplib::Request& request, httplib::Response& response) {
+                HandleSubmit(request, response);
+              });
   server.Get("/api/backtest", [this](const httplib::Request& request, httplib::Response& response) {
     HandleList(request, response);
   });
@@ -363,8 +332,8 @@ void BacktestService::State::InstallRoutes() {
                     request.path);
     }
   });
-  // Requests rotate over the pool's threads; without this each of them would keep an allocator cache
-  // of its own and RSS would climb for as many requests as there are threads.
+  // Requests rotate over the pool's threads; without this each of them would keep an allocator
+  // cache of its own and RSS would climb for as many requests as there are threads.
   server.set_post_routing_handler(
       [](const httplib::Request&, httplib::Response&) { ReleaseThreadHeapCache(); });
   server.set_exception_handler(
@@ -397,8 +366,8 @@ void BacktestService::State::HandleSubmit(const httplib::Request& request,
       rejected_queue_full.fetch_add(1);
       response.set_header("Retry-After", "1");
       SendError(response, 429,
-                "the backtest queue is full (" + std::to_string(pool->capacity()) +
-                    " waiting, " + std::to_string(pool->workers()) +
+                "the backtest queue is full (" + std::to_string(pool->capacity()) + " waiting, " +
+                    std::to_string(pool->workers()) +
                     " running); retry when a session has finished");
       return;
     case WorkerPool::Admission::kReserved:
@@ -435,7 +404,7 @@ void BacktestService::State::HandleGet(const httplib::Request& request,
   json out = SessionSummaryJson(**record);
   if ((*record)->status == SessionStatus::kDone) {
     Result<std::optional<Statistics>> stats = api_repository->LoadResult(id);
-    if (stats && stats->has_value()) out["statistics"] = StatisticsJson(**stats);
+    if (stats && stats->has_value()) out["statistics"] = StatisticsToJson(**stats);
   }
   SendJson(response, 200, out);
 }
@@ -462,7 +431,7 @@ void BacktestService::State::HandleTrades(const httplib::Request& request,
   json list = json::array();
   const int64_t total = static_cast<int64_t>(trades->size());
   for (int64_t i = std::min(*offset, total); i < total && i - *offset < *limit; ++i) {
-    list.push_back(TradeJson((*trades)[static_cast<size_t>(i)]));
+    list.push_back(TradeToJson((*trades)[static_cast<size_t>(i)]));
   }
   SendJson(response, 200,
            {{"session_id", id},
@@ -489,7 +458,8 @@ void BacktestService::State::HandleList(const httplib::Request& request,
     }
     status = *parsed;
   }
-  Result<std::vector<SessionRecord>> sessions = api_repository->ListSessions(*limit, *offset, status);
+  Result<std::vector<SessionRecord>> sessions =
+      api_repository->ListSessions(*limit, *offset, status);
   Result<int64_t> total = api_repository->CountSessions(status);
   if (!sessions || !total) {
     SendError(response, 500, !sessions ? sessions.error().message : total.error().message);
@@ -497,8 +467,9 @@ void BacktestService::State::HandleList(const httplib::Request& request,
   }
   json list = json::array();
   for (const SessionRecord& record : *sessions) list.push_back(SessionSummaryJson(record));
-  SendJson(response, 200,
-           {{"total", *total}, {"limit", *limit}, {"offset", *offset}, {"sessions", std::move(list)}});
+  SendJson(
+      response, 200,
+      {{"total", *total}, {"limit", *limit}, {"offset", *offset}, {"sessions", std::move(list)}});
 }
 
 void BacktestService::State::HandleHealth(const httplib::Request&, httplib::Response& response) {
@@ -522,7 +493,8 @@ void BacktestService::State::HandleMetrics(const httplib::Request&, httplib::Res
   auto optional_gauge = [&](std::string_view name, std::string_view help, const auto& value) {
     if (value.has_value()) text.Gauge(name, help, static_cast<double>(*value));
   };
-  optional_gauge("backtest_process_resident_bytes", "Resident set size (VmRSS).", self.resident_bytes);
+  optional_gauge("backtest_process_resident_bytes", "Resident set size (VmRSS).",
+                 self.resident_bytes);
   optional_gauge("backtest_process_peak_resident_bytes", "Peak resident set size (VmHWM).",
                  self.peak_resident_bytes);
   optional_gauge("backtest_process_open_fds", "Open file descriptors.", self.open_fds);
@@ -551,20 +523,26 @@ void BacktestService::State::HandleMetrics(const httplib::Request&, httplib::Res
   }
 
   text.Family("backtest_sessions", "gauge", "Sessions in the database by status.");
-  for (SessionStatus status : {SessionStatus::kQueued, SessionStatus::kRunning, SessionStatus::kDone,
-                               SessionStatus::kFailed}) {
+  for (SessionStatus status : {SessionStatus::kQueued, SessionStatus::kRunning,
+                               SessionStatus::kDone, SessionStatus::kFailed}) {
     Result<int64_t> count = api_repository->CountSessions(status);
-    if (count) text.Sample(static_cast<double>(*count), {{"status", std::string(SessionStatusName(status))}});
+    if (count)
+      text.Sample(static_cast<double>(*count),
+                  {{"status", std::string(SessionStatusName(status))}});
   }
-  text.Gauge("backtest_queue_depth", "Tasks waiting for a worker.", static_cast<double>(pool->queued()));
+  text.Gauge("backtest_queue_depth", "Tasks waiting for a worker.",
+             static_cast<double>(pool->queued()));
   text.Gauge("backtest_queue_capacity", "Tasks that may wait before requests are refused with 429.",
              pool->capacity());
   text.Gauge("backtest_workers", "Worker threads.", static_cast<double>(pool->workers()));
-  text.Gauge("backtest_workers_busy", "Workers running a task.", static_cast<double>(pool->running()));
-  text.Family("backtest_tasks_finished_total", "counter", "Tasks finished since start, by outcome.");
+  text.Gauge("backtest_workers_busy", "Workers running a task.",
+             static_cast<double>(pool->running()));
+  text.Family("backtest_tasks_finished_total", "counter",
+              "Tasks finished since start, by outcome.");
   text.Sample(static_cast<double>(tasks_done.load()), {{"outcome", "done"}});
   text.Sample(static_cast<double>(tasks_failed.load()), {{"outcome", "failed"}});
-  text.Family("backtest_requests_rejected_total", "counter", "Backtest requests refused, by reason.");
+  text.Family("backtest_requests_rejected_total", "counter",
+              "Backtest requests refused, by reason.");
   text.Sample(static_cast<double>(rejected_bad_request.load()), {{"reason", "bad_request"}});
   text.Sample(static_cast<double>(rejected_queue_full.load()), {{"reason", "queue_full"}});
 
@@ -598,7 +576,7 @@ void BacktestService::State::HandleMetrics(const httplib::Request&, httplib::Res
   response.set_content(text.str(), "text/plain; version=0.0.4");
 }
 
-// --- BacktestService ------------------------------------------------------------------------------
+// --- BacktestService -----------------------------------------------------------------------------
 
 BacktestService::BacktestService(std::unique_ptr<State> state) : state_(std::move(state)) {}
 
@@ -634,7 +612,8 @@ Result<std::unique_ptr<BacktestService>> BacktestService::Start(BacktestServiceO
   auto state = std::make_unique<State>();
   state->options = options;
 
-  Result<std::unique_ptr<BacktestRepository>> repository = BacktestRepository::Open(options.db_path);
+  Result<std::unique_ptr<BacktestRepository>> repository =
+      BacktestRepository::Open(options.db_path);
   if (!repository) return std::unexpected(repository.error());
   state->api_repository = *std::move(repository);
   Result<int64_t> interrupted = state->api_repository->MarkInterrupted();
@@ -647,9 +626,8 @@ Result<std::unique_ptr<BacktestService>> BacktestService::Start(BacktestServiceO
   if (options.exchange_url.empty()) {
     ExchangeSimulatorOptions simulator;
     simulator.host = "127.0.0.1";
-    simulator.worker_threads = options.simulator_threads > 0
-                                   ? options.simulator_threads
-                                   : AutomaticSimulatorThreads(options);
+    simulator.worker_threads = options.simulator_threads > 0 ? options.simulator_threads
+                                                             : AutomaticSimulatorThreads(options);
     simulator.latency = options.simulator_latency;
     state->simulator = std::make_unique<ExchangeSimulator>(simulator);
     if (Result<void> started = state->simulator->Start(); !started) {
@@ -694,9 +672,10 @@ Result<std::unique_ptr<BacktestService>> BacktestService::Start(BacktestServiceO
     port = -1;
   }
   if (port <= 0) {
-    return Fail(ErrorCode::kUnavailable,
-                "cannot listen on " + options.host + ":" + std::to_string(options.port) +
-                    " (address in use, or not an address of this machine); --port 0 picks a free port");
+    return Fail(
+        ErrorCode::kUnavailable,
+        "cannot listen on " + options.host + ":" + std::to_string(options.port) +
+            " (address in use, or not an address of this machine); --port 0 picks a free port");
   }
   state->port = port;
   auto listener_done = std::make_shared<std::atomic<bool>>(false);
@@ -710,8 +689,8 @@ Result<std::unique_ptr<BacktestService>> BacktestService::Start(BacktestServiceO
   }
   if (!server.is_running()) {
     state->listener.join();
-    return Fail(ErrorCode::kInternal, "the HTTP server could not listen on " + options.host + ":" +
-                                          std::to_string(port));
+    return Fail(ErrorCode::kInternal,
+                "the HTTP server could not listen on " + options.host + ":" + std::to_string(port));
   }
   Log("serving on http://" + options.host + ":" + std::to_string(port) + " with faults " +
       options.faults.ToString() + ", exchange " + state->exchange_url);

@@ -11,12 +11,13 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-// --- Exchange connectors ----------------------------------------------------------------------------
+// --- Exchange connectors -------------------------------------------------------------------------
 
 // Adapters owned by their providers alone: Disconnect() closes the socket and joins the heartbeat.
 class ClosingExchangeConnector final : public ExchangeConnector {
  public:
-  explicit ClosingExchangeConnector(ExchangeAdapterOptions options) : options_(std::move(options)) {}
+  explicit ClosingExchangeConnector(ExchangeAdapterOptions options)
+      : options_(std::move(options)) {}
   std::shared_ptr<ExchangeAdapter> NewAdapter() override {
     return std::make_shared<ExchangeAdapter>(options_);
   }
@@ -39,7 +40,8 @@ class UnclosedExchangeAdapter final : public ExchangeAdapter {
 // run the adapter's destructor either.
 class CachingExchangeConnector final : public ExchangeConnector {
  public:
-  explicit CachingExchangeConnector(ExchangeAdapterOptions options) : options_(std::move(options)) {}
+  explicit CachingExchangeConnector(ExchangeAdapterOptions options)
+      : options_(std::move(options)) {}
   std::shared_ptr<ExchangeAdapter> NewAdapter() override {
     auto adapter = std::make_shared<UnclosedExchangeAdapter>(options_);
     std::lock_guard lock(mutex_);
@@ -57,8 +59,8 @@ class CachingExchangeConnector final : public ExchangeConnector {
   std::vector<std::shared_ptr<ExchangeAdapter>> client_cache_;
 };
 
-// The adapter of the server-wide provider (fault singleton): one provider serves every task, and, as
-// the provider of the service this reproduces did, each fetch opens a connection of its own. The
+// The adapter of the server-wide provider (fault singleton): one provider serves every task, and,
+// as the provider of the service this reproduces did, each fetch opens a connection of its own. The
 // adapter reports itself disconnected so that the provider connects at the start of every fetch; a
 // connect first lets go of the previous fetch's connection (Disconnect(): closed, unless the
 // connector's adapters ignore that) and takes a new adapter from the connector. Requests after a
@@ -86,7 +88,8 @@ class ConnectionPerFetchAdapter final : public ExchangeAdapter {
   Result<HttpResponse> Get(std::string_view path_and_query) override {
     std::lock_guard lock(mutex_);
     if (current_ == nullptr) {
-      if (Result<void> connected = ConnectLocked(); !connected) return std::unexpected(connected.error());
+      if (Result<void> connected = ConnectLocked(); !connected)
+        return std::unexpected(connected.error());
     }
     return current_->Get(path_and_query);
   }
@@ -198,7 +201,7 @@ class SingletonComponentFactory final : public ComponentFactory {
   TaskComponents components_;
 };
 
-// --- Kline savers ---------------------------------------------------------------------------------
+// --- Kline savers --------------------------------------------------------------------------------
 
 // The fix: rows go through a KlineBatchWriter, one transaction per 1000 rows, never more than one
 // batch buffered.
@@ -217,8 +220,8 @@ class BatchedKlineSaver final : public KlineSaver {
 };
 
 // Fault unbatched-klines: every kline first becomes a row object (a JSON object per row, as the
-// service's list of per-row dicts), the whole list is converted for the repository, and all rows are
-// written in a single transaction.
+// service's list of per-row dicts), the whole list is converted for the repository, and all rows
+// are written in a single transaction.
 class RowObjectKlineSaver final : public KlineSaver {
  public:
   Result<SaveStats> Save(BacktestRepository& repository, std::string_view session_id,
@@ -249,7 +252,7 @@ class RowObjectKlineSaver final : public KlineSaver {
   }
 };
 
-// --- Retention ------------------------------------------------------------------------------------
+// --- Retention -----------------------------------------------------------------------------------
 
 // The fix: the provider is closed and every reference the task held is dropped, so the repository
 // connection, the engine, the klines and the result are freed with the task.
@@ -300,7 +303,7 @@ KlineSaver::~KlineSaver() = default;
 TaskRetention::~TaskRetention() = default;
 TaskSeams::~TaskSeams() = default;
 
-// --- SessionEngine ----------------------------------------------------------------------------------
+// --- SessionEngine -------------------------------------------------------------------------------
 
 SessionEngine::SessionEngine(WindowHook on_window) : on_window_(std::move(on_window)) {}
 
@@ -335,7 +338,7 @@ int64_t SessionEngine::klines_kept() const {
   return total;
 }
 
-// --- TaskSeams --------------------------------------------------------------------------------------
+// --- TaskSeams -----------------------------------------------------------------------------------
 
 TaskSeams TaskSeams::Make(const TaskSeamOptions& options, FaultSet faults) {
   TaskSeams seams;
@@ -372,7 +375,7 @@ bool TaskSeams::ConnectionsOutliveTasks(FaultSet faults) {
   return faults.Has(Fault::kNoCleanup) || faults.Has(Fault::kUnclosedConnection);
 }
 
-// --- RunBacktestTask --------------------------------------------------------------------------------
+// --- RunBacktestTask -----------------------------------------------------------------------------
 
 namespace {
 
@@ -402,7 +405,8 @@ TaskOutcome RunBacktestTask(std::string_view session_id, const BacktestRequest& 
   const Clock::time_point started = Clock::now();
   TaskOutcome outcome;
   auto finish = [&] {
-    outcome.duration = std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - started);
+    outcome.duration =
+        std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - started);
     return outcome;
   };
 
@@ -463,7 +467,8 @@ TaskOutcome RunBacktestTask(std::string_view session_id, const BacktestRequest& 
     if (!saved) return fail("saving klines failed: " + saved.error().message);
     progress.Set(0.9);
 
-    if (Result<void> finished = repository.FinishSession(session_id, backtest.stats, backtest.trades);
+    if (Result<void> finished =
+            repository.FinishSession(session_id, backtest.stats, backtest.trades);
         !finished) {
       return fail("saving the results failed: " + finished.error().message);
     }

@@ -57,9 +57,9 @@ Result<FaultSet> FaultSet::Parse(std::string_view text) {
   if (whole == "none") return FaultSet();
   if (whole == "all") return All();
   if (whole.empty()) {
-    return Fail(ErrorCode::kInvalidArgument,
-                "the fault list is empty; pass one of " + KnownFaultList() +
-                    ", or several names separated by commas");
+    return Fail(ErrorCode::kInvalidArgument, "the fault list is empty; pass one of " +
+                                                 KnownFaultList() +
+                                                 ", or several names separated by commas");
   }
   FaultSet set;
   size_t begin = 0;

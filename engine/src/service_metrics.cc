@@ -86,7 +86,8 @@ ProcessSelf ReadProcessSelf() {
         if (index == 15) stime = std::stoull(field);
       }
       const long ticks = ::sysconf(_SC_CLK_TCK);
-      if (ticks > 0) self.cpu_seconds = static_cast<double>(utime + stime) / static_cast<double>(ticks);
+      if (ticks > 0)
+        self.cpu_seconds = static_cast<double>(utime + stime) / static_cast<double>(ticks);
     }
   }
   {

@@ -1,17 +1,16 @@
 // backtest_server: the backtest HTTP service (see engine/backtest_service.h).
 //
-// Prints "listening on http://HOST:PORT" as its first line on stdout once it accepts connections, logs
-// to stderr, and on SIGTERM or SIGINT shuts down (running tasks get --shutdown-grace-ms to finish) and
-// exits 0. Exit status 2 for a bad argument, 1 when the service cannot start.
+// Prints "listening on http://HOST:PORT" as its first line on stdout once it accepts connections,
+// logs to stderr, and on SIGTERM or SIGINT shuts down (running tasks get --shutdown-grace-ms to
+// finish) and exits 0. Exit status 2 for a bad argument, 1 when the service cannot start.
 #include <pthread.h>
 #include <signal.h>
 
+#include <CLI/CLI.hpp>
 #include <cstdio>
 #include <cstdlib>
 #include <iostream>
 #include <string>
-
-#include <CLI/CLI.hpp>
 
 #include "engine/backtest_service.h"
 #include "engine/faults.h"
@@ -44,8 +43,9 @@ int main(int argc, char** argv) {
   app.add_option("--workers", options.workers, "backtests running at once")->capture_default_str();
   app.add_option("--queue", options.queue_capacity, "backtests waiting before 429")
       ->capture_default_str();
-  app.add_option("--exchange-url", options.exchange_url,
-                 "http://HOST:PORT of the exchange; without it an exchange simulator runs in-process");
+  app.add_option(
+      "--exchange-url", options.exchange_url,
+      "http://HOST:PORT of the exchange; without it an exchange simulator runs in-process");
   app.add_option("--faults", faults,
                  "none | all | comma-separated list of singleton, no-cleanup, unbatched-klines, "
                  "unclosed-connection, loop-retain")

@@ -20,8 +20,9 @@ class BacktestServiceTest : public ::testing::Test {
   static void SetUpTestSuite() {
     dir_ = new TempDir();
     std::string error;
-    server_ = ServerProcess::Start({"--db", dir_->File("backtest.db")}, dir_->File("stderr.log"), &error)
-                  .release();
+    server_ =
+        ServerProcess::Start({"--db", dir_->File("backtest.db")}, dir_->File("stderr.log"), &error)
+            .release();
     if (server_ == nullptr) start_error_ = new std::string(error);
   }
   static void TearDownTestSuite() {
@@ -112,9 +113,9 @@ TEST_F(BacktestServiceTest, RequestWithOnlyASymbolRunsWithDefaultsAndReadsBack) 
 }
 
 TEST_F(BacktestServiceTest, SameRequestGivesSameStatistics) {
-  const json request = {{"symbol", "ETHUSDT"},   {"timeframe", "1H"}, {"start", "2023-01-01"},
-                        {"end", "2023-04-01"},   {"strategy", "rsi"}, {"params", {{"period", 10}}},
-                        {"cash", 5000},          {"fee_rate", 0}};
+  const json request = {{"symbol", "ETHUSDT"}, {"timeframe", "1H"}, {"start", "2023-01-01"},
+                        {"end", "2023-04-01"}, {"strategy", "rsi"}, {"params", {{"period", 10}}},
+                        {"cash", 5000},        {"fee_rate", 0}};
   const json first = RunBacktest(port_, request);
   const json second = RunBacktest(port_, request);
   ASSERT_EQ(first["status"], "done") << first.dump();
@@ -157,9 +158,11 @@ TEST_F(BacktestServiceTest, ListsSessionsNewestFirstInPages) {
   ASSERT_EQ(beyond.status, 200);
   EXPECT_TRUE(beyond.json["sessions"].empty());
 
-  for (const auto& [query, field] : std::vector<std::pair<std::string, std::string>>{
-           {"limit=abc", "limit"}, {"limit=501", "limit"}, {"offset=-1", "offset"},
-           {"status=finished", "status"}}) {
+  for (const auto& [query, field] :
+       std::vector<std::pair<std::string, std::string>>{{"limit=abc", "limit"},
+                                                        {"limit=501", "limit"},
+                                                        {"offset=-1", "offset"},
+                                                        {"status=finished", "status"}}) {
     const HttpReply bad = HttpGet(port_, "/api/backtest?" + query);
     EXPECT_EQ(bad.status, 400) << query << ": " << bad.body;
     EXPECT_EQ(bad.json["error"]["field"], field) << query << ": " << bad.body;
@@ -173,6 +176,7 @@ TEST_F(BacktestServiceTest, BadRequestsAnswer400NamingTheFieldAndStoreNothing) {
   };
   const std::vector<Case> cases = {
       {"this is not json", "body"},
+      {"{\"symbol\": \"\xff\xfe\"}", "body"},  // not UTF-8
       {"", "body"},
       {"[1, 2]", "body"},
       {"{}", "symbol"},
@@ -231,8 +235,9 @@ TEST_F(BacktestServiceTest, UnknownSessionsAndPathsAre404) {
 }
 
 TEST_F(BacktestServiceTest, MetricsDescribeTheProcessAndTheSessions) {
-  const json session = RunBacktest(port_, {{"symbol", "METRICS"}, {"timeframe", "1D"},
-                                           {"start", "2020-01-01"}, {"end", "2020-06-01"}});
+  const json session = RunBacktest(
+      port_,
+      {{"symbol", "METRICS"}, {"timeframe", "1D"}, {"start", "2020-01-01"}, {"end", "2020-06-01"}});
   ASSERT_EQ(session["status"], "done");
   const HttpReply metrics = HttpGet(port_, "/metrics");
   ASSERT_EQ(metrics.status, 200);
@@ -249,7 +254,8 @@ TEST_F(BacktestServiceTest, MetricsDescribeTheProcessAndTheSessions) {
   EXPECT_EQ(MetricValue(text, R"(backtest_fault_enabled{fault="singleton"})"), 0.0);
   const bool heap = MetricValue(text, "backtest_heap_allocated_bytes").has_value();
   const bool heap_comment = text.find("# backtest_heap_* omitted") != std::string::npos;
-  EXPECT_NE(heap, heap_comment) << "heap figures or the comment saying why not, exactly one of them";
+  EXPECT_NE(heap, heap_comment)
+      << "heap figures or the comment saying why not, exactly one of them";
 }
 
 TEST(BacktestServiceQueueTest, FullQueueAnswers429AndStoresNothing) {
@@ -286,7 +292,8 @@ TEST(BacktestServiceQueueTest, FullQueueAnswers429AndStoresNothing) {
 TEST(BacktestServiceParallelTest, EightParallelBacktestsAreConsistentInTheDatabase) {
   TempDir dir;
   std::string error;
-  auto server = ServerProcess::Start({"--db", dir.File("backtest.db")}, dir.File("stderr.log"), &error);
+  auto server =
+      ServerProcess::Start({"--db", dir.File("backtest.db")}, dir.File("stderr.log"), &error);
   ASSERT_NE(server, nullptr) << error;
   const int port = server->port();
 
@@ -313,7 +320,8 @@ TEST(BacktestServiceParallelTest, EightParallelBacktestsAreConsistentInTheDataba
     ids.insert(id);
     const std::string where = " WHERE session_id = '" + id + "'";
     // Every kline of the range, once, in order.
-    const auto klines = db.Query("SELECT COUNT(*), COUNT(DISTINCT ts_ms), MIN(ts_ms), MAX(ts_ms) FROM klines" + where);
+    const auto klines = db.Query(
+        "SELECT COUNT(*), COUNT(DISTINCT ts_ms), MIN(ts_ms), MAX(ts_ms) FROM klines" + where);
     ASSERT_EQ(klines.size(), 1u);
     EXPECT_EQ(klines[0][0], "20000") << id;
     EXPECT_EQ(klines[0][1], "20000") << id;

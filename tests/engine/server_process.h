@@ -36,13 +36,16 @@ namespace leakgate::engine::testing {
 
 using Millis = std::chrono::milliseconds;
 
-inline std::string ServerBinary() { return std::string(LEAKGATE_BINARY_DIR) + "/bin/backtest_server"; }
+inline std::string ServerBinary() {
+  return std::string(LEAKGATE_BINARY_DIR) + "/bin/backtest_server";
+}
 
 // A fresh directory under the system temp dir, removed with everything in it on destruction.
 class TempDir {
  public:
   TempDir() {
-    std::string pattern = (std::filesystem::temp_directory_path() / "leakgate-service-XXXXXX").string();
+    std::string pattern =
+        (std::filesystem::temp_directory_path() / "leakgate-service-XXXXXX").string();
     if (::mkdtemp(pattern.data()) != nullptr) path_ = pattern;
   }
   ~TempDir() {
@@ -102,7 +105,8 @@ class ServerProcess {
     std::string line;
     const auto deadline = std::chrono::steady_clock::now() + timeout;
     while (line.empty() || line.back() != '\n') {
-      const auto left = std::chrono::duration_cast<Millis>(deadline - std::chrono::steady_clock::now());
+      const auto left =
+          std::chrono::duration_cast<Millis>(deadline - std::chrono::steady_clock::now());
       pollfd readable{out[0], POLLIN, 0};
       if (left.count() <= 0 || ::poll(&readable, 1, static_cast<int>(left.count())) <= 0) {
         return fail("no 'listening on' line within " + std::to_string(timeout.count()) +
@@ -186,7 +190,7 @@ class ServerProcess {
   bool reaped_ = false;
 };
 
-// --- HTTP -------------------------------------------------------------------------------------------
+// --- HTTP ----------------------------------------------------------------------------------------
 
 struct HttpReply {
   int status = 0;  // 0: no response
@@ -223,7 +227,8 @@ inline HttpReply HttpPost(int port, const std::string& path, const std::string& 
 // POSTs a backtest and returns its session id ("" when the answer was not 202).
 inline std::string Submit(int port, const nlohmann::json& request) {
   const HttpReply reply = HttpPost(port, "/api/backtest", request.dump());
-  if (reply.status != 202 || !reply.json.is_object() || !reply.json.contains("session_id")) return "";
+  if (reply.status != 202 || !reply.json.is_object() || !reply.json.contains("session_id"))
+    return "";
   return reply.json["session_id"].get<std::string>();
 }
 
@@ -267,7 +272,7 @@ inline std::optional<double> ServerMetric(int port, const std::string& series) {
   return MetricValue(HttpGet(port, "/metrics").body, series);
 }
 
-// --- /proc/PID ----------------------------------------------------------------------------------------
+// --- /proc/PID -----------------------------------------------------------------------------------
 
 struct ProcessFds {
   int total = 0;
@@ -313,11 +318,12 @@ inline int ClientSocketsTo(pid_t pid, int port) {
       std::istringstream fields(line);
       std::string slot, local, remote, state, queues, timer, retransmits, uid, timeout;
       unsigned long inode = 0;
-      fields >> slot >> local >> remote >> state >> queues >> timer >> retransmits >> uid >> timeout >>
-          inode;
+      fields >> slot >> local >> remote >> state >> queues >> timer >> retransmits >> uid >>
+          timeout >> inode;
       const size_t colon = remote.rfind(':');
       if (colon == std::string::npos || inode == 0) continue;
-      if (std::stoi(remote.substr(colon + 1), nullptr, 16) == port && ours.count(inode) > 0) ++count;
+      if (std::stoi(remote.substr(colon + 1), nullptr, 16) == port && ours.count(inode) > 0)
+        ++count;
     }
   }
   return count;
@@ -325,7 +331,10 @@ inline int ClientSocketsTo(pid_t pid, int port) {
 
 struct ThreadCpu {
   std::string name;
-  double cpu_seconds = 0;  // utime + stime
+  // Time on a CPU: from /proc/PID/task/TID/schedstat (nanoseconds) when the kernel has it, else
+  // utime + stime from .../stat, which come in clock ticks (10 ms): summed over many threads that
+  // truncation would swamp a few percent of a core measured over two seconds.
+  double cpu_seconds = 0;
 };
 
 // Every thread of the process by thread id.
@@ -350,6 +359,9 @@ inline std::map<int, ThreadCpu> ReadThreads(pid_t pid) {
       if (index == 15) stime = std::stoull(field);
     }
     thread.cpu_seconds = static_cast<double>(utime + stime) / static_cast<double>(ticks);
+    std::ifstream schedstat(entry.path() / "schedstat");
+    unsigned long long on_cpu_ns = 0;
+    if (schedstat >> on_cpu_ns) thread.cpu_seconds = static_cast<double>(on_cpu_ns) / 1e9;
     threads[std::stoi(entry.path().filename().string())] = thread;
   }
   return threads;
@@ -368,11 +380,11 @@ inline int ThreadCount(pid_t pid) {
 }
 
 struct IdleCpu {
-  double total_pct = 0;                    // the process's CPU over the window, % of one core
+  double total_pct = 0;                   // the process's CPU over the window, % of one core
   std::map<std::string, double> by_name;  // per thread name, % of one core
 };
 
-// CPU the process uses over `window` (per-thread utime + stime; threads that ended in between count
+// CPU the process uses over `window`, summed over its threads (threads that ended in between count
 // for what they used while alive in both readings).
 inline IdleCpu MeasureCpu(pid_t pid, Millis window = Millis(2000)) {
   const auto before = ReadThreads(pid);
@@ -429,14 +441,15 @@ inline ResourceCount CountResources(pid_t pid) {
   const auto names = ThreadNames(pid);
   ResourceCount count{fds.total, fds.sockets, 0, 0};
   for (const auto& [name, n] : names) count.threads += n;
-  if (auto it = names.find("exch-heartbeat"); it != names.end()) count.heartbeat_threads = it->second;
+  if (auto it = names.find("exch-heartbeat"); it != names.end())
+    count.heartbeat_threads = it->second;
   return count;
 }
 
 inline std::string Describe(const ResourceCount& c) {
   return "fds=" + std::to_string(c.fds) + " sockets=" + std::to_string(c.sockets) +
-         " threads=" + std::to_string(c.threads) + " heartbeat_threads=" +
-         std::to_string(c.heartbeat_threads);
+         " threads=" + std::to_string(c.threads) +
+         " heartbeat_threads=" + std::to_string(c.heartbeat_threads);
 }
 
 // The process's counts once they have stopped moving (sockets closed by the peer disappear a moment
@@ -455,7 +468,7 @@ inline ResourceCount SettledResources(pid_t pid, Millis timeout = Millis(2000)) 
   return last;
 }
 
-// --- The database file ------------------------------------------------------------------------------
+// --- The database file ---------------------------------------------------------------------------
 
 // A read-only SQLite connection to the server's database file, for checking what was stored.
 class Database {
@@ -478,7 +491,8 @@ class Database {
   std::vector<std::vector<std::string>> Query(const std::string& sql) const {
     std::vector<std::vector<std::string>> rows;
     sqlite3_stmt* statement = nullptr;
-    if (db_ == nullptr || sqlite3_prepare_v2(db_, sql.c_str(), -1, &statement, nullptr) != SQLITE_OK) {
+    if (db_ == nullptr ||
+        sqlite3_prepare_v2(db_, sql.c_str(), -1, &statement, nullptr) != SQLITE_OK) {
       return rows;
     }
     while (sqlite3_step(statement) == SQLITE_ROW) {

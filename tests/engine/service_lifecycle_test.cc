@@ -1,6 +1,6 @@
-// The backtest server's process lifecycle: command-line errors, shutdown on SIGTERM and SIGINT while
-// work is in flight, and a restart after SIGKILL in the middle of a run (the interrupted session is
-// failed, the database intact and usable).
+// The backtest server's process lifecycle: command-line errors, shutdown on SIGTERM and SIGINT
+// while work is in flight, and a restart after SIGKILL in the middle of a run (the interrupted
+// session is failed, the database intact and usable).
 #include <gtest/gtest.h>
 
 #include <csignal>
@@ -16,11 +16,12 @@ using nlohmann::json;
 TEST(ServiceLifecycleTest, UnknownFaultIsAUsageErrorListingTheKnownOnes) {
   TempDir dir;
   std::string error;
-  auto server = ServerProcess::Start({"--db", dir.File("backtest.db"), "--faults", "singleton,leaky"},
-                                     dir.File("stderr.log"), &error, Millis(5000));
+  auto server =
+      ServerProcess::Start({"--db", dir.File("backtest.db"), "--faults", "singleton,leaky"},
+                           dir.File("stderr.log"), &error, Millis(5000));
   ASSERT_EQ(server, nullptr) << "a server started with an unknown fault";
-  for (const char* name :
-       {"'leaky'", "singleton", "no-cleanup", "unbatched-klines", "unclosed-connection", "loop-retain"}) {
+  for (const char* name : {"'leaky'", "singleton", "no-cleanup", "unbatched-klines",
+                           "unclosed-connection", "loop-retain"}) {
     EXPECT_NE(error.find(name), std::string::npos) << error;
   }
 }
@@ -28,9 +29,9 @@ TEST(ServiceLifecycleTest, UnknownFaultIsAUsageErrorListingTheKnownOnes) {
 TEST(ServiceLifecycleTest, SigtermLetsTheRunningTaskFinishFailsTheQueuedOneAndExitsZero) {
   TempDir dir;
   std::string error;
-  auto server = ServerProcess::Start({"--db", dir.File("backtest.db"), "--workers", "1",
-                                      "--simulator-latency-ms", "15"},
-                                     dir.File("stderr.log"), &error);
+  auto server = ServerProcess::Start(
+      {"--db", dir.File("backtest.db"), "--workers", "1", "--simulator-latency-ms", "15"},
+      dir.File("stderr.log"), &error);
   ASSERT_NE(server, nullptr) << error;
   const int port = server->port();
   const std::string running = Submit(port, {{"symbol", "BTCUSDT"}});
@@ -50,7 +51,8 @@ TEST(ServiceLifecycleTest, SigtermLetsTheRunningTaskFinishFailsTheQueuedOneAndEx
   ASSERT_TRUE(db.ok());
   EXPECT_EQ(db.Scalar("SELECT status FROM sessions WHERE id = '" + running + "'"), "done");
   EXPECT_EQ(db.Scalar("SELECT COUNT(*) FROM klines WHERE session_id = '" + running + "'"), "20000");
-  const auto queued_row = db.Query("SELECT status, error FROM sessions WHERE id = '" + queued + "'");
+  const auto queued_row =
+      db.Query("SELECT status, error FROM sessions WHERE id = '" + queued + "'");
   ASSERT_EQ(queued_row.size(), 1u);
   EXPECT_EQ(queued_row[0][0], "failed");
   EXPECT_NE(queued_row[0][1].find("shut down"), std::string::npos) << queued_row[0][1];
@@ -84,7 +86,8 @@ TEST(ServiceLifecycleTest, RestartAfterKillMarksTheInterruptedSessionFailed) {
     auto server = ServerProcess::Start({"--db", db_path, "--simulator-latency-ms", "20"},
                                        dir.File("stderr-1.log"), &error);
     ASSERT_NE(server, nullptr) << error;
-    const std::string finished = Submit(server->port(), {{"symbol", "ETHUSDT"}, {"timeframe", "1D"},
+    const std::string finished = Submit(server->port(), {{"symbol", "ETHUSDT"},
+                                                         {"timeframe", "1D"},
                                                          {"start", "2020-01-01"},
                                                          {"end", "2020-06-01"}});
     ASSERT_EQ(WaitForStatus(server->port(), finished)["status"], "done");

@@ -1,7 +1,7 @@
 // The body of `POST /api/backtest`: parsing, defaults and validation of one backtest request.
 //
-// A request is a JSON object with the fields below; every field but `symbol` has a default, chosen so
-// that a request naming only a symbol runs in well under a second and still moves enough data to
+// A request is a JSON object with the fields below; every field but `symbol` has a default, chosen
+// so that a request naming only a symbol runs in well under a second and still moves enough data to
 // leave a visible trace per run (about 20 pages of 1000 bars from the exchange, 20,000 windows):
 //   symbol    string, required: 1-32 characters from [A-Za-z0-9_-] ("BTCUSDT")
 //   timeframe string, default "15m": a granularity ParseTimeframe accepts
@@ -13,10 +13,11 @@
 //   params    object of numbers, default {}: the strategy's parameters (missing ones defaulted)
 //   cash      number > 0, default 10000
 //   fee_rate  number in [0, 0.5), default 0.001
-// The range must hold between kMinBars and `max_bars` bars of the timeframe. Anything else (malformed
-// JSON, a body that is not an object, an unknown or wrongly typed field, a value out of range) is a
-// `RequestError` naming the offending field ("params.fast" for a strategy parameter, "body" for the
-// body as a whole) with a message that says what would be right. Pure functions; thread-safe.
+// The range must hold between kMinBars and `max_bars` bars of the timeframe. Anything else
+// (malformed JSON, a body that is not an object, an unknown or wrongly typed field, a value out of
+// range) is a `RequestError` naming the offending field ("params.fast" for a strategy parameter,
+// "body" for the body as a whole) with a message that says what would be right. Pure functions;
+// thread-safe.
 #ifndef LEAKGATE_ENGINE_BACKTEST_REQUEST_H_
 #define LEAKGATE_ENGINE_BACKTEST_REQUEST_H_
 

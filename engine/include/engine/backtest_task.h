@@ -2,19 +2,21 @@
 //
 // A task runs as the incident report's fix prescribes: a factory builds its components (repository,
 // engine, data provider), the klines are fetched from the exchange, the engine runs, the klines are
-// saved in batches of 1000, then the trades and statistics; whatever happens, a guard hands the task's
-// resources back when the task ends. Each of the report's five root causes is one replaceable part:
-//   ComponentFactory   fresh components per task, or (singleton) one set built for the server, whose
-//                      engine keeps every session's klines and results
+// saved in batches of 1000, then the trades and statistics; whatever happens, a guard hands the
+// task's resources back when the task ends. Each of the report's five root causes is one
+// replaceable part:
+//   ComponentFactory   fresh components per task, or (singleton) one set built for the server,
+//                      whose engine keeps every session's klines and results
 //   TaskRetention      cleanup (provider closed, everything released), or (no-cleanup) a registry
 //                      that keeps every task's components, klines and results and never closes
-//   KlineSaver         KlineBatchWriter with batches of 1000, or (unbatched-klines) every kline turned
-//                      into a row object first and all rows written in one transaction
+//   KlineSaver         KlineBatchWriter with batches of 1000, or (unbatched-klines) every kline
+//                      turned into a row object first and all rows written in one transaction
 //   ExchangeConnector  adapters that really disconnect, or (unclosed-connection) adapters whose
 //                      Disconnect() does nothing, kept alive in a server-lifetime client cache
 //   window hook        none, or (loop-retain) each window holding its strategy while the strategy
 //                      holds the window: a shared_ptr cycle that is never freed
-// `TaskSeams::Make` picks each part from a FaultSet; nothing else in the service looks at faults.
+// `TaskSeams::Make` picks each part from a FaultSet; the rest of the service only reports the
+// faults and asks ConnectionsOutliveTasks how many exchange connections to provision for.
 //
 // Ownership: TaskSeams owns the parts; a task borrows them for its duration and they must outlive
 // every task. Thread-safety: every part may be used by several tasks at once.
@@ -44,7 +46,7 @@
 
 namespace leakgate::engine {
 
-// --- Exchange connections -------------------------------------------------------------------------
+// --- Exchange connections ------------------------------------------------------------------------
 
 class ExchangeConnector {
  public:
@@ -56,7 +58,7 @@ class ExchangeConnector {
   virtual size_t cached_clients() const = 0;
 };
 
-// --- The engine as the service uses it ------------------------------------------------------------
+// --- The engine as the service uses it -----------------------------------------------------------
 
 using WindowHook = std::function<void(const std::shared_ptr<KlineWindow>& window,
                                       const std::shared_ptr<Strategy>& strategy)>;
@@ -68,8 +70,8 @@ class SessionEngine {
  public:
   explicit SessionEngine(WindowHook on_window = nullptr);
 
-  // Runs the backtest; `on_progress` gets the fraction of bars done (about 100 calls). Errors: those
-  // of BacktestEngine::Run.
+  // Runs the backtest; `on_progress` gets the fraction of bars done (about 100 calls). Errors:
+  // those of BacktestEngine::Run.
   Result<std::shared_ptr<const BacktestResult>> Run(std::string_view session_id,
                                                     std::shared_ptr<const KlineSeries> klines,
                                                     const BacktestConfig& config,
@@ -90,21 +92,22 @@ class SessionEngine {
   std::vector<SessionRun> runs_;
 };
 
-// --- Components -----------------------------------------------------------------------------------
+// --- Components ----------------------------------------------------------------------------------
 
 struct TaskComponents {
   std::shared_ptr<BacktestRepository> repository;
   std::shared_ptr<SessionEngine> engine;
   std::shared_ptr<HistoricalDataProvider> provider;
-  // Ends this task's use of the provider and its exchange connection; set by the factory. Calling it
-  // twice is harmless.
+  // Ends this task's use of the provider and its exchange connection; set by the factory. Calling
+  // it twice is harmless.
   std::function<void()> close_provider;
 };
 
 struct ComponentOptions {
   std::string db_path;
   RepositoryOptions repository;
-  HistoricalDataProviderOptions provider;  // provider.adapter is ignored: adapters come from the connector
+  // provider.adapter is ignored: adapters come from the connector.
+  HistoricalDataProviderOptions provider;
 };
 
 class ComponentFactory {
@@ -117,7 +120,7 @@ class ComponentFactory {
   virtual int64_t klines_kept() const = 0;
 };
 
-// --- Kline persistence ----------------------------------------------------------------------------
+// --- Kline persistence ---------------------------------------------------------------------------
 
 class KlineSaver {
  public:
@@ -128,7 +131,7 @@ class KlineSaver {
                                  std::span<const Kline> klines) = 0;
 };
 
-// --- What a task leaves behind --------------------------------------------------------------------
+// --- What a task leaves behind -------------------------------------------------------------------
 
 struct TaskResources {
   TaskComponents components;
@@ -145,7 +148,7 @@ class TaskRetention {
   virtual size_t tasks_retained() const = 0;
 };
 
-// --- All seams together ---------------------------------------------------------------------------
+// --- All seams together --------------------------------------------------------------------------
 
 struct TaskSeamOptions {
   ComponentOptions components;
@@ -174,7 +177,7 @@ struct TaskSeams {
   ~TaskSeams();
 };
 
-// --- Running one task -----------------------------------------------------------------------------
+// --- Running one task ----------------------------------------------------------------------------
 
 struct TaskOutcome {
   SessionStatus status = SessionStatus::kFailed;
@@ -185,8 +188,8 @@ struct TaskOutcome {
 };
 
 // Runs the session's backtest with the given seams and records its status (running, then done or
-// failed with the reason) in the task's repository, or in `fallback` when the task's components could
-// not be built. Never throws; the outcome says what was recorded.
+// failed with the reason) in the task's repository, or in `fallback` when the task's components
+// could not be built. Never throws; the outcome says what was recorded.
 TaskOutcome RunBacktestTask(std::string_view session_id, const BacktestRequest& request,
                             TaskSeams& seams, BacktestRepository& fallback);
 

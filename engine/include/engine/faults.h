@@ -2,10 +2,11 @@
 //
 // Each `Fault` reproduces one root cause of the backtest CPU-leak incident: `singleton` (components
 // built once for the server, keeping every session's data), `no-cleanup` (a task without a cleanup
-// path), `unbatched-klines` (klines turned into row objects and written in one go), `unclosed-connection`
-// (the exchange adapter never disconnected) and `loop-retain` (each per-window strategy and its window
-// holding each other). A `FaultSet` is a plain value naming which of them are on; the service reads it
-// once, at start, to choose its components. Everything here is thread-safe (values and pure functions).
+// path), `unbatched-klines` (klines turned into row objects and written in one go),
+// `unclosed-connection` (the exchange adapter never disconnected) and `loop-retain` (each
+// per-window strategy and its window holding each other). A `FaultSet` is a plain value naming
+// which of them are on; the service reads it once, at start, to choose its components. Everything
+// here is thread-safe (values and pure functions).
 #ifndef LEAKGATE_ENGINE_FAULTS_H_
 #define LEAKGATE_ENGINE_FAULTS_H_
 
@@ -18,7 +19,13 @@
 
 namespace leakgate::engine {
 
-enum class Fault : uint8_t { kSingleton, kNoCleanup, kUnbatchedKlines, kUnclosedConnection, kLoopRetain };
+enum class Fault : uint8_t {
+  kSingleton,
+  kNoCleanup,
+  kUnbatchedKlines,
+  kUnclosedConnection,
+  kLoopRetain
+};
 
 inline constexpr std::array<Fault, 5> kAllFaults = {Fault::kSingleton, Fault::kNoCleanup,
                                                     Fault::kUnbatchedKlines,
@@ -35,9 +42,9 @@ class FaultSet {
   FaultSet() = default;  // no fault
   static FaultSet All();
 
-  // "none", "all", or a comma-separated list of fault names (spaces around names are ignored, a name
-  // may repeat). Errors (kInvalidArgument): an empty text or item, or an unknown name; the message
-  // quotes the item and lists "none", "all" and the known names.
+  // "none", "all", or a comma-separated list of fault names (spaces around names are ignored, a
+  // name may repeat). Errors (kInvalidArgument): an empty text or item, or an unknown name; the
+  // message quotes the item and lists "none", "all" and the known names.
   static Result<FaultSet> Parse(std::string_view text);
 
   bool Has(Fault fault) const { return (bits_ & Bit(fault)) != 0; }

@@ -1,10 +1,10 @@
 // Exact heap figures of this process from tcmalloc, when tcmalloc is the allocator.
 //
-// `ReadHeapStats` looks up gperftools' C entry point `MallocExtension_GetNumericProperty` at run time
-// (dlsym in the global scope), so the figures are there whenever tcmalloc is linked into the program or
-// preloaded with LD_PRELOAD, and absent (every field empty) under glibc malloc or a sanitizer, without
-// any compile-time dependency on gperftools. Reading costs a few microseconds and allocates nothing.
-// Thread-safe.
+// `ReadHeapStats` looks up gperftools' C entry point `MallocExtension_GetNumericProperty` at run
+// time (dlsym in the global scope), so the figures are there whenever tcmalloc is linked into the
+// program or preloaded with LD_PRELOAD, and absent (every field empty) under glibc malloc or a
+// sanitizer, without any compile-time dependency on gperftools. Reading costs a few microseconds
+// and allocates nothing. Thread-safe.
 #ifndef LEAKGATE_ENGINE_HEAP_STATS_H_
 #define LEAKGATE_ENGINE_HEAP_STATS_H_
 
@@ -29,19 +29,19 @@ struct HeapStats {
 // True when tcmalloc's statistics can be read in this process.
 bool HeapStatsAvailable();
 
-// Returns the allocator's free pages to the system (tcmalloc MallocExtension::ReleaseFreeMemory), so
-// that memory a finished task freed stops counting in RSS. Returns false, doing nothing, without
+// Returns the allocator's free pages to the system (tcmalloc MallocExtension::ReleaseFreeMemory),
+// so that memory a finished task freed stops counting in RSS. Returns false, doing nothing, without
 // tcmalloc.
 bool ReleaseFreeHeapMemory();
 
 // Hands the calling thread's allocator cache back to the shared free lists (tcmalloc
-// MallocExtension::MarkThreadIdle). A pool thread that calls this when it goes idle keeps no cache of
-// its own between jobs, so a pool whose jobs rotate over many threads does not grow RSS by one cache
-// per thread. Returns false, doing nothing, without tcmalloc.
+// MallocExtension::MarkThreadIdle). A pool thread that calls this when it goes idle keeps no cache
+// of its own between jobs, so a pool whose jobs rotate over many threads does not grow RSS by one
+// cache per thread. Returns false, doing nothing, without tcmalloc.
 bool ReleaseThreadHeapCache();
 
-// The current figures; every field empty when HeapStatsAvailable() is false, a single field empty when
-// tcmalloc does not know that property.
+// The current figures; every field empty when HeapStatsAvailable() is false, a single field empty
+// when tcmalloc does not know that property.
 HeapStats ReadHeapStats();
 
 }  // namespace leakgate::engine

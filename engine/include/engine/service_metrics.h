@@ -1,10 +1,10 @@
-// What the backtest service reports about itself in `GET /metrics`: this process as /proc sees it, and
-// a small writer of the Prometheus text exposition format (version 0.0.4).
+// What the backtest service reports about itself in `GET /metrics`: this process as /proc sees it,
+// and a small writer of the Prometheus text exposition format (version 0.0.4).
 //
-// `ReadProcessSelf` reads /proc/self/status, /proc/self/stat and /proc/self/fd; a figure that cannot be
-// read is left empty rather than failing the scrape. `PrometheusText` accumulates families in the
-// order they are added, each with its HELP and TYPE lines; label values are escaped. Both are plain
-// values; ReadProcessSelf is thread-safe.
+// `ReadProcessSelf` reads /proc/self/status, /proc/self/stat and /proc/self/fd; a figure that
+// cannot be read is left empty rather than failing the scrape. `PrometheusText` accumulates
+// families in the order they are added, each with its HELP and TYPE lines; label values are
+// escaped. Both are plain values; ReadProcessSelf is thread-safe.
 #ifndef LEAKGATE_ENGINE_SERVICE_METRICS_H_
 #define LEAKGATE_ENGINE_SERVICE_METRICS_H_
 

@@ -1,1 +1,156 @@
-// placeholder: implementation pending
+#include "harness/console_table.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <sstream>
+#include <vector>
+
+namespace leakgate::harness {
+namespace {
+
+std::string Fixed(double value, int digits) {
+  char buffer[64];
+  std::snprintf(buffer, sizeof buffer, "%.*f", digits, value);
+  return buffer;
+}
+
+std::string Pct(double value) { return Fixed(value, 1) + " %"; }
+
+std::string Upper(std::string text) {
+  for (char& c : text) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+  return text;
+}
+
+// A Markdown table whose columns are padded so that it also reads well as plain text.
+class Table {
+ public:
+  explicit Table(std::vector<std::string> header) { rows_.push_back(std::move(header)); }
+  void Add(std::vector<std::string> row) { rows_.push_back(std::move(row)); }
+
+  std::string Render() const {
+    std::vector<size_t> width(rows_.front().size(), 0);
+    for (const auto& row : rows_) {
+      for (size_t i = 0; i < row.size(); ++i) width[i] = std::max(width[i], Length(row[i]));
+    }
+    std::ostringstream out;
+    for (size_t r = 0; r < rows_.size(); ++r) {
+      out << "|";
+      for (size_t i = 0; i < rows_[r].size(); ++i) {
+        out << " " << rows_[r][i] << std::string(width[i] - Length(rows_[r][i]), ' ') << " |";
+      }
+      out << "\n";
+      if (r == 0) {
+        out << "|";
+        for (size_t w : width) out << std::string(w + 2, '-') << "|";
+        out << "\n";
+      }
+    }
+    return out.str();
+  }
+
+ private:
+  // Display width: counts UTF-8 code points, not bytes.
+  static size_t Length(const std::string& text) {
+    size_t n = 0;
+    for (unsigned char c : text) n += (c & 0xC0) != 0x80;
+    return n;
+  }
+  std::vector<std::vector<std::string>> rows_;
+};
+
+std::string HeapText(const std::optional<int64_t>& heap) {
+  return heap ? HumanBytes(static_cast<double>(*heap)) : "n/a";
+}
+
+std::string Signed(double value) { return (value > 0 ? "+" : "") + HumanBytes(value); }
+
+}  // namespace
+
+std::string HumanBytes(double bytes) {
+  const double magnitude = std::abs(bytes);
+  if (magnitude < 1024) return Fixed(bytes, 0) + " B";
+  if (magnitude < 1024.0 * 1024) return Fixed(bytes / 1024, 1) + " KiB";
+  if (magnitude < 1024.0 * 1024 * 1024) return Fixed(bytes / (1024.0 * 1024), 1) + " MiB";
+  return Fixed(bytes / (1024.0 * 1024 * 1024), 2) + " GiB";
+}
+
+std::string VerdictLine(const GateResult& r) {
+  std::string line = "verdict: " + Upper(r.verdict) + " (exit " + std::to_string(r.exit_code) + ")";
+  if (!r.error.empty()) return line + ": " + r.error;
+  if (!r.analysis) return line;
+  std::vector<std::string> failing;
+  for (const CheckResult& c : r.analysis->checks) {
+    if (c.verdict == Verdict::kFail ||
+        (r.analysis->verdict == Verdict::kInconclusive && c.verdict == Verdict::kInconclusive)) {
+      failing.push_back(c.name);
+    }
+  }
+  if (failing.empty()) {
+    return line + ": " + std::to_string(r.analysis->checks.size()) + " checks passed over " +
+           std::to_string(r.analysis->judged_runs) + " judged runs";
+  }
+  line += ": ";
+  for (size_t i = 0; i < failing.size(); ++i) line += (i ? ", " : "") + failing[i];
+  return line;
+}
+
+std::string RenderConsoleReport(const GateResult& r) {
+  std::ostringstream out;
+  if (r.baseline_taken) {
+    Table table({"phase", "CPU", "RSS", "heap", "fds", "threads", "sockets", "state"});
+    const Snapshot& b = r.baseline;
+    table.Add({"baseline (idle)", Pct(b.cpu_pct), HumanBytes(b.rss_bytes), HeapText(b.heap_bytes),
+               std::to_string(b.fds), std::to_string(b.threads), std::to_string(b.sockets),
+               "reference"});
+    // The document's criterion: CPU back at the baseline (within the default idle_cpu_pct).
+    const double tolerance_pct = 2.0;
+    for (const RunRecord& run : r.runs) {
+      const std::string name = "run " + std::to_string(run.index) + (run.warmup ? " (warm-up)" : "");
+      table.Add({name + ", during", Pct(run.peak_cpu_pct) + " peak",
+                 HumanBytes(static_cast<double>(run.peak_rss_bytes)) + " peak", "", "", "", "",
+                 Fixed(run.duration_s, 2) + " s"});
+      const Snapshot& a = run.after;
+      const bool cpu_back = a.cpu_pct <= b.cpu_pct + tolerance_pct;
+      table.Add({name + ", after " + Fixed(run.cooldown_s, 1) + " s" +
+                     (run.cooldown_settled ? "" : " (max)"),
+                 Pct(a.cpu_pct), HumanBytes(a.rss_bytes) + " (" + Signed(a.rss_bytes - b.rss_bytes) + ")",
+                 a.heap_bytes && b.heap_bytes
+                     ? HeapText(a.heap_bytes) + " (" + Signed(*a.heap_bytes - *b.heap_bytes) + ")"
+                     : HeapText(a.heap_bytes),
+                 std::to_string(a.fds), std::to_string(a.threads), std::to_string(a.sockets),
+                 cpu_back ? "settled" : "CPU above baseline"});
+    }
+    out << table.Render();
+  }
+  if (r.analysis) {
+    out << "\n";
+    Table checks({"check", "verdict", "observed", "threshold", "detail"});
+    for (const CheckResult& c : r.analysis->checks) {
+      auto number = [&](const std::optional<double>& v) -> std::string {
+        if (!v) return "-";
+        if (c.unit == "B" || c.unit == "B/run") {
+          return HumanBytes(*v) + (c.unit == "B/run" ? "/run" : "");
+        }
+        return Fixed(*v, c.unit == "%" ? 2 : 0) + " " + c.unit;
+      };
+      checks.Add({c.name, std::string(VerdictName(c.verdict)), number(c.observed),
+                  number(c.threshold), c.detail});
+    }
+    out << checks.Render();
+    if (!r.analysis->growth.empty()) {
+      out << "\nwhat grew:\n";
+      for (const GrowthItem& g : r.analysis->growth) {
+        out << "  " << g.kind << " " << g.site << ": "
+            << (g.kind == "heap" ? HumanBytes(g.per_run) : Fixed(g.per_run, 2)) << " per run, "
+            << (g.kind == "heap" ? HumanBytes(g.total) : Fixed(g.total, 0)) << " in all\n";
+      }
+    }
+    for (const std::string& note : r.analysis->notes) out << "note: " << note << "\n";
+  }
+  for (const std::string& warning : r.warnings) out << "warning: " << warning << "\n";
+  out << VerdictLine(r) << "\n";
+  return out.str();
+}
+
+}  // namespace leakgate::harness

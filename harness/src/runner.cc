@@ -1,1 +1,461 @@
-// placeholder: implementation pending
+#include "harness/runner.h"
+
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cmath>
+#include <filesystem>
+#include <future>
+#include <memory>
+#include <sstream>
+#include <thread>
+#include <utility>
+
+namespace leakgate::harness {
+namespace {
+
+std::string Mib(int64_t bytes) {
+  std::ostringstream out;
+  out.setf(std::ios::fixed);
+  out.precision(1);
+  out << static_cast<double>(bytes) / (1024.0 * 1024.0) << " MiB";
+  return out.str();
+}
+
+std::string Fixed(double value, int digits) {
+  std::ostringstream out;
+  out.setf(std::ios::fixed);
+  out.precision(digits);
+  out << value;
+  return out.str();
+}
+
+// One gate in progress: the sampling loop, the phases and the records.
+class Gate {
+ public:
+  Gate(const GateConfig& config, Target& target, Workload& workload, HeapSource* heap, Clock& clock,
+       ProcReader& reader, const ProgressFn& progress)
+      : config_(config),
+        target_(target),
+        workload_(workload),
+        heap_(heap),
+        clock_(clock),
+        sampler_(target.pid(), reader, clock, SamplerOptions{.include_children = config.include_children}),
+        progress_(progress) {}
+
+  GateResult Run() {
+    start_t_ = clock_.NowSeconds();
+    result_.target_description = target_.Describe();
+    result_.workload_description = workload_.Describe();
+    result_.heap_source = heap_ ? std::string(heap_->name()) : "none";
+    if (auto status = RunAll(); !status) {
+      result_.verdict = "error";
+      result_.exit_code = kExitTargetFailed;
+      result_.error = status.error().message;
+      Say("error: " + result_.error);
+    }
+    for (const auto& w : sampler_.warnings()) AddWarning(w);
+    if (heap_) {
+      for (const auto& w : heap_->warnings()) AddWarning(w);
+    }
+    result_.peak_reset_supported = sampler_.peak_reset_supported();
+    result_.wall_s = clock_.NowSeconds() - start_t_;
+    return std::move(result_);
+  }
+
+ private:
+  Result<void> RunAll() {
+    if (config_.sample_hz <= 0) return Fail(ErrorCode::kInvalidArgument, "sample_hz must be > 0");
+    period_ = 1.0 / config_.sample_hz;
+
+    // Baseline: an idle window.
+    Say("baseline: " + Fixed(config_.baseline_s, 1) + " s idle");
+    auto first = TakeSample("baseline", 0);
+    if (!first) return std::unexpected(first.error());
+    Sample window_start = *first;
+    const double baseline_end = first->t + config_.baseline_s;
+    Sample last = *first;
+    while (clock_.NowSeconds() < baseline_end) {
+      clock_.SleepFor(std::min(period_, baseline_end - clock_.NowSeconds()));
+      auto s = TakeSample("baseline", 0);
+      if (!s) return std::unexpected(s.error());
+      last = *s;
+    }
+    result_.baseline = MakeSnapshot(window_start, last);
+    ReadHeapInto(result_.baseline);
+    result_.baseline_taken = true;
+    Say("baseline: CPU " + Fixed(result_.baseline.cpu_pct, 2) + " %, RSS " +
+        Mib(result_.baseline.rss_bytes) + ", fds " + std::to_string(result_.baseline.fds) +
+        ", threads " + std::to_string(result_.baseline.threads));
+
+    const int planned = config_.warmup_runs + config_.runs;
+    const int max_runs = std::max(config_.max_runs, planned);
+    for (int index = 1; index <= max_runs; ++index) {
+      if (auto status = OneRun(index, index <= config_.warmup_runs, planned); !status) {
+        return status;
+      }
+      if (index < planned) continue;
+      Analysis analysis = Analyze(MakeAnalysisInput(max_runs));
+      const bool more = analysis.needs_more_runs && index < max_runs;
+      result_.analysis = std::move(analysis);
+      if (!more) break;
+      Say("verdict not yet clear after " + std::to_string(index) + " runs: adding a run");
+    }
+    const Analysis& analysis = *result_.analysis;
+    result_.verdict = std::string(VerdictName(analysis.verdict));
+    result_.exit_code = analysis.verdict == Verdict::kPass   ? kExitPass
+                        : analysis.verdict == Verdict::kFail ? kExitDrift
+                                                             : kExitInconclusive;
+    return {};
+  }
+
+  Result<void> OneRun(int index, bool warmup, int planned) {
+    RunRecord run;
+    run.index = index;
+    run.warmup = warmup;
+    run.start_t = clock_.NowSeconds() - start_t_;
+
+    (void)sampler_.ResetPeak();  // a refusal is remembered and reported through warnings()
+    auto before = TakeSample("run", index);
+    if (!before) return std::unexpected(before.error());
+    int64_t max_rss = before->rss_bytes;
+
+    // The workload runs on a worker thread; this thread samples until it is done.
+    std::atomic<bool> cancel{false};
+    std::promise<Result<WorkloadRunInfo>> promise;
+    auto future = promise.get_future();
+    std::thread worker([&] {
+      try {
+        promise.set_value(workload_.Run(index, cancel));
+      } catch (const std::exception& e) {
+        promise.set_value(Fail(ErrorCode::kInternal, std::string("workload threw: ") + e.what()));
+      }
+    });
+    const double run_start = clock_.NowSeconds();
+    Sample previous = *before;
+    Result<void> sampling_status;
+    while (future.wait_for(std::chrono::milliseconds(0)) != std::future_status::ready) {
+      clock_.SleepFor(period_);
+      // A fake clock returns at once: give the worker real time too (a no-op wait when it is done).
+      future.wait_for(std::chrono::milliseconds(1));
+      auto s = TakeSample("run", index);
+      if (!s) {
+        sampling_status = std::unexpected(s.error());
+        cancel = true;
+        break;
+      }
+      run.peak_cpu_pct = std::max(run.peak_cpu_pct, CpuPercent(previous, *s));
+      max_rss = std::max(max_rss, s->rss_bytes);
+      previous = *s;
+    }
+    worker.join();
+    Result<WorkloadRunInfo> info = future.get();
+    run.duration_s = clock_.NowSeconds() - run_start;
+    if (!sampling_status) {
+      return Fail(ErrorCode::kTargetFailed,
+                  DescribeTargetLoss(index, sampling_status.error().message));
+    }
+    if (!info) {
+      if (auto alive = target_.CheckAlive("during run " + std::to_string(index)); !alive) {
+        return std::unexpected(alive.error());
+      }
+      return Fail(ErrorCode::kTargetFailed, "run " + std::to_string(index) +
+                                                ": the workload failed: " + info.error().message);
+    }
+    run.requests = info->requests;
+    run.workload_description = info->description;
+
+    // Cooldown: until the CPU has settled near the baseline or on a plateau, or max_s.
+    const double cooldown_start = clock_.NowSeconds();
+    std::vector<Sample> cooldown{previous};
+    const double window = std::max(config_.cooldown.settle_window_s, period_);
+    const double tolerance = config_.cooldown.settle_tolerance_pct;
+    Sample window_start = previous;
+    while (true) {
+      const double elapsed = clock_.NowSeconds() - cooldown_start;
+      if (elapsed >= config_.cooldown.max_s) break;
+      clock_.SleepFor(std::min(period_, config_.cooldown.max_s - elapsed));
+      auto s = TakeSample("cooldown", index);
+      if (!s) return Fail(ErrorCode::kTargetFailed, DescribeTargetLoss(index, s.error().message));
+      max_rss = std::max(max_rss, s->rss_bytes);
+      cooldown.push_back(*s);
+      const Sample* w0 = SampleAtOrBefore(cooldown, s->t - window);
+      if (w0 == nullptr) continue;
+      const double now_cpu = CpuPercent(*w0, *s);
+      window_start = *w0;
+      if (now_cpu <= result_.baseline.cpu_pct + tolerance) {
+        run.cooldown_settled = true;
+        break;
+      }
+      const Sample* w_prev = SampleAtOrBefore(cooldown, w0->t - window);
+      if (w_prev != nullptr && std::abs(CpuPercent(*w_prev, *w0) - now_cpu) <= tolerance) {
+        run.cooldown_settled = true;
+        break;
+      }
+    }
+    run.cooldown_s = clock_.NowSeconds() - cooldown_start;
+    result_.cooldown_total_s += run.cooldown_s;
+    if (cooldown.size() < 2) {
+      // No cooldown configured: measure over one more sampling period.
+      clock_.SleepFor(period_);
+      auto s = TakeSample("cooldown", index);
+      if (!s) return Fail(ErrorCode::kTargetFailed, DescribeTargetLoss(index, s.error().message));
+      cooldown.push_back(*s);
+      window_start = cooldown.front();
+    }
+    const Sample& end = cooldown.back();
+    run.after = MakeSnapshot(window_start, end);
+    ReadHeapInto(run.after);
+    run.peak_rss_bytes = sampler_.peak_reset_supported() ? std::max(end.hwm_bytes, max_rss) : max_rss;
+    if (!result_.timeline.empty()) result_.timeline.back().heap_bytes = run.after.heap_bytes;
+
+    Say("run " + std::to_string(index) + "/" + std::to_string(planned) +
+        (warmup ? " (warm-up)" : "") + ": " + Fixed(run.duration_s, 2) + " s, cooldown " +
+        Fixed(run.cooldown_s, 1) + " s" + (run.cooldown_settled ? "" : " (not settled)") +
+        "; idle CPU " + Fixed(run.after.cpu_pct, 2) + " %, RSS " + Mib(run.after.rss_bytes) +
+        (run.after.heap_bytes ? ", heap " + Mib(*run.after.heap_bytes) : "") + ", fds " +
+        std::to_string(run.after.fds) + ", threads " + std::to_string(run.after.threads));
+    result_.runs.push_back(std::move(run));
+    return {};
+  }
+
+  std::string DescribeTargetLoss(int index, const std::string& sampling_error) {
+    if (auto alive = target_.CheckAlive("during run " + std::to_string(index)); !alive) {
+      return alive.error().message;
+    }
+    return "run " + std::to_string(index) + ": the target could not be sampled: " + sampling_error;
+  }
+
+  static const Sample* SampleAtOrBefore(const std::vector<Sample>& samples, double t) {
+    const Sample* found = nullptr;
+    for (const Sample& s : samples) {
+      if (s.t <= t + 1e-9) found = &s;
+    }
+    return found;
+  }
+
+  Result<Sample> TakeSample(const char* phase, int run) {
+    auto s = sampler_.Take();
+    if (!s) return s;
+    TimelinePoint point;
+    point.t = s->t - start_t_;
+    point.phase = phase;
+    point.run = run;
+    point.cpu_pct = has_last_ ? CpuPercent(last_sample_, *s) : 0.0;
+    point.rss_bytes = s->rss_bytes;
+    point.fds = static_cast<int64_t>(s->fds.size());
+    point.threads = static_cast<int64_t>(s->threads.size());
+    point.sockets = s->sockets;
+    result_.timeline.push_back(std::move(point));
+    last_sample_ = *s;
+    has_last_ = true;
+    return s;
+  }
+
+  Snapshot MakeSnapshot(const Sample& window_start, const Sample& end) {
+    Snapshot snap;
+    snap.t = end.t - start_t_;
+    snap.cpu_pct = CpuPercent(window_start, end);
+    snap.rss_bytes = end.rss_bytes;
+    snap.rss_anon_bytes = end.rss_anon_bytes;
+    snap.hwm_bytes = end.hwm_bytes;
+    snap.pss_bytes = end.pss_bytes;
+    snap.cgroup_memory_bytes = end.cgroup_memory_bytes;
+    for (const auto& [fd, target] : end.fds) snap.fd_targets.push_back(target);
+    for (const auto& [pid, fds] : end.descendant_fds) {
+      for (const auto& [fd, target] : fds) snap.fd_targets.push_back(target);
+    }
+    std::sort(snap.fd_targets.begin(), snap.fd_targets.end());
+    snap.fds = static_cast<int64_t>(snap.fd_targets.size());
+    snap.sockets = end.sockets;
+    for (const ThreadSample& t : end.threads) snap.thread_names.push_back(t.name);
+    std::sort(snap.thread_names.begin(), snap.thread_names.end());
+    snap.threads = static_cast<int64_t>(end.threads.size());
+    for (const ThreadCpu& t : ThreadCpuPercent(window_start, end)) {  // busiest first
+      if (snap.busiest_threads.size() >= 5 || t.cpu_percent <= 0) break;
+      snap.busiest_threads.push_back(t);
+    }
+    return snap;
+  }
+
+  void ReadHeapInto(Snapshot& snap) {
+    if (heap_ == nullptr) return;
+    auto heap = heap_->Read();
+    if (!heap) {
+      AddWarning("heap statistics could not be read: " + heap.error().message);
+      return;
+    }
+    if (!*heap) return;
+    snap.heap_bytes = (*heap)->allocated_bytes;
+    snap.heap_cached_bytes = (*heap)->cached_bytes;
+  }
+
+  static BaselineObservation Observe(const Snapshot& snap) {
+    BaselineObservation o;
+    o.idle_cpu_pct = snap.cpu_pct;
+    o.rss_bytes = snap.rss_bytes;
+    o.heap_bytes = snap.heap_bytes;
+    o.fd_targets = snap.fd_targets;
+    o.thread_names = snap.thread_names;
+    o.sockets = snap.sockets;
+    return o;
+  }
+
+  AnalysisInput MakeAnalysisInput(int max_runs) const {
+    AnalysisInput input;
+    input.baseline = Observe(result_.baseline);
+    for (const RunRecord& run : result_.runs) {
+      RunObservation o;
+      static_cast<BaselineObservation&>(o) = Observe(run.after);
+      o.index = run.index;
+      o.warmup = run.warmup;
+      o.peak_rss_bytes = run.peak_rss_bytes;
+      input.runs.push_back(std::move(o));
+    }
+    input.thresholds = config_.thresholds;
+    input.max_runs = max_runs;
+    return input;
+  }
+
+  void Say(const std::string& line) {
+    if (progress_) progress_(line);
+  }
+
+  void AddWarning(const std::string& warning) {
+    if (std::find(result_.warnings.begin(), result_.warnings.end(), warning) ==
+        result_.warnings.end()) {
+      result_.warnings.push_back(warning);
+    }
+  }
+
+  const GateConfig& config_;
+  Target& target_;
+  Workload& workload_;
+  HeapSource* heap_;
+  Clock& clock_;
+  ProcessSampler sampler_;
+  const ProgressFn& progress_;
+  GateResult result_;
+  double start_t_ = 0;
+  double period_ = 0.1;
+  Sample last_sample_;
+  bool has_last_ = false;
+};
+
+}  // namespace
+
+GateResult RunGate(const GateConfig& config, Target& target, Workload& workload, HeapSource* heap,
+                   Clock& clock, ProcReader& reader, const ProgressFn& progress) {
+  Gate gate(config, target, workload, heap, clock, reader, progress);
+  return gate.Run();
+}
+
+GateConfig GateConfigFromScenario(const Scenario& scenario) {
+  GateConfig config;
+  config.runs = scenario.runs;
+  config.warmup_runs = scenario.warmup_runs;
+  config.max_runs = scenario.max_runs;
+  config.baseline_s = scenario.baseline_s;
+  config.sample_hz = scenario.sample_hz;
+  config.cooldown = scenario.cooldown;
+  config.thresholds = scenario.thresholds;
+  if (scenario.target.spawn) config.include_children = scenario.target.spawn->include_children;
+  if (scenario.target.attach) config.include_children = scenario.target.attach->include_children;
+  return config;
+}
+
+GateResult RunScenario(const Scenario& scenario, const ScenarioRunOptions& options, Clock& clock,
+                       ProcReader& reader) {
+  auto error_result = [&](int exit_code, std::string message) {
+    GateResult r;
+    r.verdict = "error";
+    r.exit_code = exit_code;
+    r.error = std::move(message);
+    if (options.progress) options.progress("error: " + r.error);
+    return r;
+  };
+
+  // The target.
+  std::unique_ptr<Target> target;
+  std::optional<HeapMetricsSource> heap_config;
+  if (scenario.target.spawn) {
+    const SpawnTargetConfig& spawn = *scenario.target.spawn;
+    SpawnOptions so;
+    so.argv = spawn.argv;
+    so.env = spawn.env;
+    so.cwd = spawn.cwd;
+    so.output_dir = options.out_dir;
+    switch (spawn.ready.kind) {
+      case ReadyProbe::Kind::kHttpGet: so.ready = ReadyCheck::HttpGet(spawn.ready.http_get); break;
+      case ReadyProbe::Kind::kStdoutLine:
+        so.ready = ReadyCheck::StdoutLine(spawn.ready.stdout_line);
+        break;
+      case ReadyProbe::Kind::kStdoutRegex:
+        so.ready = ReadyCheck::StdoutLine(spawn.ready.stdout_regex, /*is_regex=*/true);
+        break;
+      case ReadyProbe::Kind::kDelay: so.ready = ReadyCheck::Delay(spawn.ready.delay_s); break;
+    }
+    so.ready_timeout_s = spawn.ready.timeout_s;
+    so.stop_signal = spawn.stop_signal;
+    so.stop_timeout_s = spawn.stop_timeout_s;
+    if (options.progress) {
+      options.progress("starting " + (spawn.argv.empty() ? std::string("?") : spawn.argv.front()));
+    }
+    auto spawned = SpawnTarget(std::move(so), clock);
+    if (!spawned) return error_result(kExitTargetFailed, spawned.error().message);
+    target = std::move(*spawned);
+    heap_config = spawn.heap;
+  } else if (scenario.target.attach) {
+    auto attached = AttachTarget(scenario.target.attach->pid);
+    if (!attached) return error_result(kExitTargetFailed, attached.error().message);
+    target = std::move(*attached);
+    heap_config = scenario.target.attach->heap;
+  } else {
+    return error_result(kExitUsage, "the scenario has no target");
+  }
+
+  auto finish = [&](GateResult r) {
+    auto stopped = target->Stop();
+    if (stopped) {
+      r.target_exit = *stopped;
+      if (stopped->exited_before_stop && r.verdict != "error") {
+        r.verdict = "error";
+        r.exit_code = kExitTargetFailed;
+        r.error = "the target ended before the gate finished: " + stopped->description;
+      }
+    } else {
+      r.warnings.push_back("stopping the target: " + stopped.error().message);
+    }
+    return r;
+  };
+
+  if (auto started = target->Start(); !started) {
+    GateResult r = error_result(kExitTargetFailed, started.error().message);
+    r.target_description = target->Describe();
+    return finish(std::move(r));
+  }
+
+  std::unique_ptr<HeapSource> heap;
+  if (heap_config) {
+    PrometheusHeapOptions ho;
+    PlaceholderValues values = scenario.placeholders;
+    auto url = ExpandPlaceholders(heap_config->metrics_url, values);
+    ho.url = url ? *url : heap_config->metrics_url;
+    ho.allocated_metric = heap_config->metric;
+    if (!heap_config->cached_metric.empty()) ho.cached_metrics = {heap_config->cached_metric};
+    auto created = PrometheusMetricsHeap::Create(std::move(ho));
+    if (!created) return finish(error_result(kExitUsage, created.error().message));
+    heap = std::move(*created);
+  }
+
+  auto workload = MakeWorkload(scenario.workload, scenario.placeholders, options.out_dir);
+  if (!workload) return finish(error_result(kExitUsage, workload.error().message));
+
+  GateResult r = RunGate(GateConfigFromScenario(scenario), *target, **workload, heap.get(), clock,
+                         reader, options.progress);
+  return finish(std::move(r));
+}
+
+}  // namespace leakgate::harness

@@ -1,1 +1,113 @@
-int main() { return 0; }
+// leakgate: the leak-regression gate.
+//   leakgate run SCENARIO.json [--out DIR] [--runs N] [--set KEY=VALUE]... [--quiet]
+// Exit codes: 0 no drift; 1 drift over a threshold; 2 usage or scenario error; 3 the target failed;
+// 4 inconclusive after the maximum number of runs.
+#include <unistd.h>
+
+#include <CLI/CLI.hpp>
+#include <cstdlib>
+#include <filesystem>
+#include <iostream>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "harness/clock.h"
+#include "harness/console_table.h"
+#include "harness/proc_reader.h"
+#include "harness/result_writer.h"
+#include "harness/runner.h"
+#include "harness/scenario.h"
+#include "harness/target.h"
+
+namespace leakgate::harness {
+namespace {
+
+struct RunArguments {
+  std::string scenario;
+  std::string out;
+  std::optional<int> runs;
+  std::vector<std::string> sets;
+  bool quiet = false;
+};
+
+bool ProgressWanted(bool quiet) {
+  if (quiet) return false;
+  const char* ci = std::getenv("CI");
+  if (ci != nullptr && *ci != '\0' && std::string(ci) != "false" && std::string(ci) != "0") {
+    return false;
+  }
+  return isatty(STDERR_FILENO) != 0;
+}
+
+int Run(const RunArguments& args) {
+  std::error_code ec;
+  LoadOptions load;
+  load.overrides = args.sets;
+  load.runs = args.runs;
+  std::filesystem::path out = args.out;
+  if (out.empty()) {
+    out = std::filesystem::path("leakgate-out") /
+          std::filesystem::path(args.scenario).stem();
+  }
+  out = std::filesystem::absolute(out, ec);
+  load.out_dir = out.string();
+  auto scenario = LoadScenario(args.scenario, load);
+  if (!scenario) {
+    std::cerr << "leakgate: " << scenario.error().message << "\n";
+    return kExitUsage;
+  }
+  std::filesystem::create_directories(out, ec);
+  if (ec) {
+    std::cerr << "leakgate: cannot create the output folder " << out << ": " << ec.message() << "\n";
+    return kExitUsage;
+  }
+
+  InstallTerminationHandlers();
+  (void)BecomeChildSubreaper();  // best effort: lets leakgate reap what a dying target left behind
+
+  ScenarioRunOptions options;
+  options.out_dir = out.string();
+  if (ProgressWanted(args.quiet)) {
+    options.progress = [](std::string_view line) { std::cerr << "leakgate: " << line << "\n"; };
+  }
+  const nlohmann::json environment = EnvironmentJson();
+  GateResult result = RunScenario(*scenario, options, Clock::Real(), ProcReader::Real());
+
+  const std::string path = (out / "result.json").string();
+  if (auto written = WriteFileAtomically(
+          path, GateResultToJson(result, scenario->json, environment).dump(2) + "\n");
+      !written) {
+    std::cerr << "leakgate: " << written.error().message << "\n";
+  }
+  std::cout << "leakgate: " << scenario->name << " (" << result.runs.size() << " runs, "
+            << static_cast<int>(result.wall_s + 0.5) << " s)\n"
+            << RenderConsoleReport(result) << "result: " << path << "\n";
+  return result.exit_code;
+}
+
+int Main(int argc, char** argv) {
+  CLI::App app{"leakgate: runs a workload N times against a target and fails when anything drifts"};
+  app.require_subcommand(1);
+  RunArguments run_args;
+  CLI::App* run = app.add_subcommand("run", "run a scenario and decide");
+  run->add_option("scenario", run_args.scenario, "scenario file (JSON)")->required();
+  run->add_option("--out", run_args.out, "output folder (default: leakgate-out/SCENARIO)");
+  run->add_option("--runs", run_args.runs, "judged runs (overrides the scenario's runs)")
+      ->check(CLI::PositiveNumber);
+  run->add_option("--set", run_args.sets, "override a scenario field: KEY=VALUE (dotted path)");
+  run->add_flag("--quiet", run_args.quiet, "no progress on stderr");
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    int code = app.exit(e);
+    return code == 0 ? 0 : kExitUsage;
+  }
+  if (*run) return Run(run_args);
+  return kExitUsage;
+}
+
+}  // namespace
+}  // namespace leakgate::harness
+
+int main(int argc, char** argv) { return leakgate::harness::Main(argc, argv); }

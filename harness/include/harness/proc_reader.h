@@ -34,12 +34,19 @@ class ProcReader {
   static ProcReader& Real();
 };
 
+// ListDir answers the entries given to SetDir, or else the names found directly below `path` among
+// every file, link and directory set; a path with neither is kNotFound. WriteFile records the write
+// when the parent directory exists (kNotFound otherwise) and does not change what ReadFile returns.
 class FakeProcReader : public ProcReader {
  public:
   void SetFile(const std::string& path, std::string text);
   void SetLink(const std::string& path, std::string target);
   void SetDir(const std::string& path, std::vector<std::string> entries);
+  // Removes `path` and everything below it (Remove("/proc/42") makes process 42 vanish).
   void Remove(const std::string& path);
+  // Every later call on exactly `path` fails with `code` (e.g. kPermissionDenied for an fd directory
+  // of another user's process), until Remove(path).
+  void SetError(const std::string& path, ErrorCode code);
 
   Result<std::string> ReadFile(const std::string& path) override;
   Result<std::vector<std::string>> ListDir(const std::string& path) override;
@@ -54,6 +61,7 @@ class FakeProcReader : public ProcReader {
   std::map<std::string, std::string> files_;
   std::map<std::string, std::string> links_;
   std::map<std::string, std::vector<std::string>> dirs_;
+  std::map<std::string, ErrorCode> errors_;
   std::vector<std::pair<std::string, std::string>> writes_;
 };
 

@@ -40,6 +40,12 @@ struct Sample {
   std::vector<ThreadSample> threads;          // sorted by tid
   std::optional<HeapSample> heap;
   int64_t children = 0;                       // descendant processes included (when asked)
+  // With children included: each descendant's own fds (fd numbers repeat across processes, so they
+  // are kept apart from `fds`); `sockets`, `threads`, CPU and RSS already include them.
+  std::map<int64_t, std::map<int, std::string>> descendant_fds;
+  // Parts that could not be read for this sample, so their empty or zero value is not a measurement:
+  // "fds" (fd directory unreadable), "fd_targets" (fds counted, links unreadable), "threads".
+  std::vector<std::string> unavailable;
 };
 
 }  // namespace leakgate::harness

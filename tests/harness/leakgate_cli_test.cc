@@ -1,1 +1,282 @@
+// `leakgate run` end to end against the real reference service: the clean build passes, the build
+// with every fault fails, each single fault fails on the checks that fit it while the others pass,
+// and the ways a target can go wrong (never ready, crashing mid-run, hanging) end in exit code 3 with
+// the result still written. SIGINT to leakgate leaves nothing of what it started behind.
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <gmock/gmock.h>
 #include <gtest/gtest.h>
+
+#include <array>
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <nlohmann/json.hpp>
+#include <set>
+#include <sstream>
+#include <string>
+#include <thread>
+
+namespace {
+
+namespace fs = std::filesystem;
+using ::testing::HasSubstr;
+using nlohmann::json;
+
+const std::string kLeakgate = LEAKGATE_BINARY_DIR "/bin/leakgate";
+const std::string kScenarios = LEAKGATE_SOURCE_DIR "/scenarios";
+
+struct Outcome {
+  int exit_code = -1;
+  std::string output;
+  json result;
+};
+
+class TempDir {
+ public:
+  TempDir() {
+    char name[] = "/tmp/leakgate-cli-XXXXXX";
+    path_ = mkdtemp(name);
+  }
+  ~TempDir() {
+    std::error_code ec;
+    fs::remove_all(path_, ec);
+  }
+  const fs::path& path() const { return path_; }
+
+ private:
+  fs::path path_;
+};
+
+Outcome RunLeakgate(const std::string& args, const fs::path& out) {
+  Outcome o;
+  const std::string command = "CI=true " + kLeakgate + " run " + args + " --out " + out.string() + " 2>&1";
+  FILE* pipe = popen(command.c_str(), "r");
+  if (pipe == nullptr) return o;
+  std::array<char, 4096> buffer{};
+  size_t n;
+  while ((n = fread(buffer.data(), 1, buffer.size(), pipe)) > 0) o.output.append(buffer.data(), n);
+  const int status = pclose(pipe);
+  o.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+  std::ifstream in(out / "result.json");
+  if (in) o.result = json::parse(in, nullptr, /*allow_exceptions=*/false);
+  return o;
+}
+
+std::map<std::string, std::string> CheckVerdicts(const json& result) {
+  std::map<std::string, std::string> verdicts;
+  if (!result.is_object() || !result.contains("checks")) return verdicts;
+  for (const json& c : result["checks"]) verdicts[c["name"]] = c["verdict"];
+  return verdicts;
+}
+
+void WriteFile(const fs::path& path, const std::string& text) {
+  std::ofstream out(path);
+  out << text;
+}
+
+TEST(LeakgateCliTest, ReferenceAfterPasses) {
+  TempDir dir;
+  Outcome o = RunLeakgate(kScenarios + "/reference-after.json", dir.path());
+  EXPECT_EQ(o.exit_code, 0) << o.output;
+  ASSERT_TRUE(o.result.is_object()) << o.output;
+  EXPECT_EQ(o.result["schema"], "leakgate.result/1");
+  EXPECT_EQ(o.result["verdict"], "pass");
+  EXPECT_EQ(o.result["exit_code"], 0);
+  for (const char* key : {"cpu_pct", "rss_bytes", "heap_bytes", "fds", "threads", "sockets"}) {
+    EXPECT_TRUE(o.result["baseline"].contains(key)) << key;
+  }
+  ASSERT_GE(o.result["runs"].size(), 6u);
+  EXPECT_EQ(o.result["runs"][0]["warmup"], true);
+  EXPECT_TRUE(o.result["runs"][1]["after"]["heap_bytes"].is_number());
+  std::set<std::string> phases;
+  for (const json& p : o.result["timeline"]) phases.insert(p["phase"]);
+  EXPECT_EQ(phases, (std::set<std::string>{"baseline", "run", "cooldown"}));
+  EXPECT_THAT(o.output, HasSubstr("verdict: PASS (exit 0)"));
+  EXPECT_TRUE(fs::exists(dir.path() / "stderr.log")) << "the target's output is kept";
+}
+
+TEST(LeakgateCliTest, ReferenceBeforeFailsOnEveryKindOfDrift) {
+  TempDir dir;
+  Outcome o = RunLeakgate(kScenarios + "/reference-before.json", dir.path());
+  EXPECT_EQ(o.exit_code, 1) << o.output;
+  auto verdicts = CheckVerdicts(o.result);
+  for (const char* check : {"idle_cpu_returns", "heap_growth_per_run", "sockets_stable",
+                            "threads_stable", "peak_rss"}) {
+    EXPECT_EQ(verdicts[check], "fail") << check << "\n" << o.output;
+  }
+  bool heartbeat_named = false;
+  for (const json& g : o.result["growth"]) {
+    if (g["kind"] == "thread" && g["site"] == "exch-heartbeat") heartbeat_named = true;
+  }
+  EXPECT_TRUE(heartbeat_named) << o.output;
+  EXPECT_THAT(o.output, HasSubstr("verdict: FAIL (exit 1)"));
+}
+
+struct FaultCase {
+  std::string fault;
+  std::set<std::string> failing;  // must fail
+  std::set<std::string> passing;  // must pass
+};
+
+class LeakgateFaultTest : public ::testing::TestWithParam<FaultCase> {};
+
+void PrintTo(const FaultCase& c, std::ostream* os) { *os << c.fault; }
+
+TEST_P(LeakgateFaultTest, FailsOnTheChecksThatFitTheFault) {
+  const FaultCase& c = GetParam();
+  TempDir dir;
+  Outcome o = RunLeakgate(kScenarios + "/reference-fault-" + c.fault + ".json", dir.path());
+  EXPECT_EQ(o.exit_code, 1) << o.output;
+  auto verdicts = CheckVerdicts(o.result);
+  for (const std::string& check : c.failing) EXPECT_EQ(verdicts[check], "fail") << check << "\n" << o.output;
+  for (const std::string& check : c.passing) EXPECT_EQ(verdicts[check], "pass") << check << "\n" << o.output;
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Faults, LeakgateFaultTest,
+    ::testing::Values(
+        FaultCase{"singleton", {"heap_growth_per_run"},
+                  {"idle_cpu_returns", "fds_stable", "sockets_stable", "threads_stable"}},
+        FaultCase{"no-cleanup", {"heap_growth_per_run", "sockets_stable", "threads_stable"}, {}},
+        FaultCase{"unbatched-klines", {"peak_rss"},
+                  {"idle_cpu_returns", "heap_growth_per_run", "fds_stable", "sockets_stable",
+                   "threads_stable"}},
+        // A leaked connection also keeps its buffers: the exact heap grows with it.
+        FaultCase{"unclosed-connection", {"idle_cpu_returns", "sockets_stable", "threads_stable"}, {}},
+        FaultCase{"loop-retain", {"heap_growth_per_run"},
+                  {"idle_cpu_returns", "fds_stable", "sockets_stable", "threads_stable"}}),
+    [](const ::testing::TestParamInfo<FaultCase>& info) {
+      std::string name = info.param.fault;
+      for (char& ch : name) {
+        if (ch == '-') ch = '_';
+      }
+      return name;
+    });
+
+// A scenario around a shell target, with a workload that does nothing but wait.
+std::string ShellScenario(const std::string& script, const std::string& ready,
+                          const std::string& workload) {
+  json s = {{"schema", "leakgate.scenario/1"},
+            {"name", "shell"},
+            {"target", {{"spawn", {{"argv", {"/bin/sh", "-c", script}},
+                                   {"ready", json::parse(ready)},
+                                   {"stop_timeout_s", 1}}}}},
+            {"workload", json::parse(workload)},
+            {"runs", 3},
+            {"warmup_runs", 1},
+            {"max_runs", 4},
+            {"baseline_s", 0.5},
+            {"sample_hz", 20},
+            {"cooldown", {{"max_s", 1}, {"settle_window_s", 0.2}}}};
+  return s.dump(2);
+}
+
+TEST(LeakgateCliTest, TargetThatNeverBecomesReadyIsExitThree) {
+  TempDir dir;
+  WriteFile(dir.path() / "s.json",
+            ShellScenario("sleep 30", R"({"http_get": "http://127.0.0.1:${PORT}/healthz", "timeout_s": 1})",
+                          R"({"command": {"argv": ["true"]}})"));
+  Outcome o = RunLeakgate((dir.path() / "s.json").string(), dir.path() / "out");
+  EXPECT_EQ(o.exit_code, 3) << o.output;
+  EXPECT_THAT(o.output, HasSubstr("/healthz"));
+  EXPECT_EQ(o.result["verdict"], "error") << "the partial result is written";
+}
+
+TEST(LeakgateCliTest, TargetCrashingMidRunIsExitThreeWithThePartialResult) {
+  TempDir dir;
+  WriteFile(dir.path() / "s.json",
+            ShellScenario("echo ready; sleep 1.2; echo dying >&2; kill -SEGV $$",
+                          R"({"stdout_line": "ready", "timeout_s": 5})",
+                          R"({"command": {"argv": ["sleep", "0.3"]}})"));
+  Outcome o = RunLeakgate((dir.path() / "s.json").string(), dir.path() / "out");
+  EXPECT_EQ(o.exit_code, 3) << o.output;
+  EXPECT_THAT(o.output, HasSubstr("SIGSEGV"));
+  EXPECT_EQ(o.result["verdict"], "error");
+  EXPECT_EQ(o.result["exit_code"], 3);
+  EXPECT_TRUE(o.result["baseline"].is_object()) << "what was measured before the crash is kept";
+}
+
+TEST(LeakgateCliTest, HangingTargetIsExitThreeNamingTheStep) {
+  TempDir dir;
+  // A server that accepts connections and never answers.
+  WriteFile(dir.path() / "s.json",
+            ShellScenario("exec " LEAKGATE_BINARY_DIR "/bin/backtest_server --port ${PORT} --db " +
+                              (dir.path() / "b.db").string() + " --simulator-latency-ms 5000",
+                          R"({"http_get": "http://127.0.0.1:${PORT}/healthz", "timeout_s": 10})",
+                          R"({"http": {"base_url": "http://127.0.0.1:${PORT}", "steps": [
+                               {"method": "POST", "path": "/api/backtest", "json": {"symbol": "BTCUSDT"},
+                                "capture": {"sid": "/session_id"}},
+                               {"method": "GET", "path": "/api/backtest/${sid}",
+                                "until": {"pointer": "/status", "in": ["done", "failed"]},
+                                "poll_interval_s": 0.05, "timeout_s": 1}]}})"));
+  Outcome o = RunLeakgate((dir.path() / "s.json").string(), dir.path() / "out");
+  EXPECT_EQ(o.exit_code, 3) << o.output;
+  EXPECT_THAT(o.output, HasSubstr("/api/backtest/"));
+  EXPECT_EQ(o.result["verdict"], "error");
+}
+
+TEST(LeakgateCliTest, BadScenarioIsExitTwoNamingFileAndPath) {
+  TempDir dir;
+  WriteFile(dir.path() / "bad.json",
+            R"({"schema": "leakgate.scenario/1", "name": "bad",
+                "target": {"spawn": {"argv": ["true"]}},
+                "workload": {"command": {"argv": ["true"]}}, "runs": "five"})");
+  Outcome o = RunLeakgate((dir.path() / "bad.json").string(), dir.path() / "out");
+  EXPECT_EQ(o.exit_code, 2) << o.output;
+  EXPECT_THAT(o.output, HasSubstr("bad.json"));
+  EXPECT_THAT(o.output, HasSubstr("/runs"));
+}
+
+std::set<pid_t> ProcessesWhoseCommandLineHas(const std::string& needle) {
+  std::set<pid_t> found;
+  for (const auto& entry : fs::directory_iterator("/proc")) {
+    const std::string name = entry.path().filename();
+    if (name.find_first_not_of("0123456789") != std::string::npos) continue;
+    std::ifstream in(entry.path() / "cmdline");
+    std::string cmdline((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    if (cmdline.find(needle) != std::string::npos) found.insert(std::stoi(name));
+  }
+  return found;
+}
+
+TEST(LeakgateCliTest, SigintLeavesNoProcessBehind) {
+  TempDir dir;
+  const fs::path out = dir.path() / "out";
+  pid_t child = fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) {
+    setenv("CI", "true", 1);
+    const std::string scenario = kScenarios + "/reference-after.json";
+    execl(kLeakgate.c_str(), kLeakgate.c_str(), "run", scenario.c_str(), "--out", out.c_str(),
+          static_cast<char*>(nullptr));
+    _exit(127);
+  }
+  // Wait until the service runs (its database appears in the output folder), then interrupt.
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+  while (ProcessesWhoseCommandLineHas(out.string() + "/backtest.db").empty() &&
+         std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  ASSERT_FALSE(ProcessesWhoseCommandLineHas(out.string() + "/backtest.db").empty());
+  std::this_thread::sleep_for(std::chrono::milliseconds(1500));  // into the runs
+  kill(child, SIGINT);
+  int status = 0;
+  waitpid(child, &status, 0);
+  EXPECT_TRUE(WIFSIGNALED(status) && WTERMSIG(status) == SIGINT) << "status " << status;
+  // The service was killed with its process group; give the kernel a moment to reap it.
+  const auto reap_deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+  std::set<pid_t> left;
+  do {
+    left = ProcessesWhoseCommandLineHas(out.string() + "/backtest.db");
+    if (left.empty()) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  } while (std::chrono::steady_clock::now() < reap_deadline);
+  EXPECT_TRUE(left.empty()) << left.size() << " processes left behind";
+}
+
+}  // namespace

@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <climits>
 #include <cstring>
 #include <list>
 #include <memory>
@@ -69,22 +70,21 @@ size_t CacheCapacity() {
 }
 
 // Whole contents from offset 0 to EOF (files in /proc report size 0, so their size is not used).
+// Most /proc files fit the stack buffer, so the common case allocates only the result.
 Result<std::string> ReadFromStart(int fd, const std::string& path) {
+  char buffer[4096];
   std::string text;
-  size_t used = 0;
-  size_t chunk = 4096;
+  off_t offset = 0;
   for (;;) {
-    text.resize(used + chunk);
-    ssize_t n = ::pread(fd, text.data() + used, chunk, static_cast<off_t>(used));
+    const ssize_t n = ::pread(fd, buffer, sizeof(buffer), offset);
     if (n < 0) {
       if (errno == EINTR) continue;
       return std::unexpected(ErrnoError(errno, "read", path));
     }
     if (n == 0) break;
-    used += static_cast<size_t>(n);
-    if (chunk < 65536) chunk *= 2;
+    text.append(buffer, static_cast<size_t>(n));
+    offset += n;
   }
-  text.resize(used);
   return text;
 }
 
@@ -149,16 +149,20 @@ class RealProcReader : public ProcReader {
   }
 
   Result<std::string> ReadLink(const std::string& path) override {
-    std::string target(256, '\0');
-    for (;;) {
-      ssize_t n = ::readlink(path.c_str(), target.data(), target.size());
-      if (n < 0) return std::unexpected(ErrnoError(errno, "read link", path));
-      if (static_cast<size_t>(n) < target.size()) {
-        target.resize(static_cast<size_t>(n));
-        return target;
-      }
-      target.resize(target.size() * 2);  // possibly truncated: retry with a larger buffer
+    // Relative to the directory when it is kept open (/proc/PID/fd after a listing): the kernel then
+    // skips walking /proc/PID/fd for every link.
+    std::shared_ptr<OpenFile> dir;
+    const size_t slash = path.rfind('/');
+    if (slash != std::string::npos && slash > 0 && IsCacheable(path)) {
+      dir = Lookup(path.substr(0, slash));
     }
+    const char* leaf = dir ? path.c_str() + slash + 1 : path.c_str();
+    const int dir_fd = dir ? dir->fd() : AT_FDCWD;
+    char buffer[PATH_MAX + 1];
+    const ssize_t n = ::readlinkat(dir_fd, leaf, buffer, sizeof(buffer));
+    if (n < 0) return std::unexpected(ErrnoError(errno, "read link", path));
+    // A link target never exceeds PATH_MAX, so a full buffer cannot hide a longer one.
+    return std::string(buffer, static_cast<size_t>(n));
   }
 
   Result<void> WriteFile(const std::string& path, const std::string& text) override {

@@ -1,5 +1,7 @@
 #include "harness/runner.h"
 
+#include <signal.h>
+
 #include <unistd.h>
 
 #include <algorithm>
@@ -12,6 +14,8 @@
 #include <sstream>
 #include <thread>
 #include <utility>
+
+#include "harness/heap_profile_source.h"
 
 namespace leakgate::harness {
 namespace {
@@ -380,6 +384,7 @@ GateResult RunScenario(const Scenario& scenario, const ScenarioRunOptions& optio
   // The target.
   std::unique_ptr<Target> target;
   std::optional<HeapMetricsSource> heap_config;
+  std::string heap_profile_prefix;  // set when the target dumps heap profiles
   if (scenario.target.spawn) {
     const SpawnTargetConfig& spawn = *scenario.target.spawn;
     SpawnOptions so;
@@ -398,6 +403,14 @@ GateResult RunScenario(const Scenario& scenario, const ScenarioRunOptions& optio
       case ReadyProbe::Kind::kDelay: so.ready = ReadyCheck::Delay(spawn.ready.delay_s); break;
     }
     so.ready_timeout_s = spawn.ready.timeout_s;
+    if (scenario.heap_profile) {
+      std::error_code ec;
+      std::filesystem::create_directories(std::filesystem::path(options.out_dir) / "heap", ec);
+      heap_profile_prefix = (std::filesystem::path(options.out_dir) / "heap" / "target").string();
+      auto env = HeapProfileEnvironment(heap_profile_prefix, SIGUSR2, so.env);
+      if (!env) return error_result(kExitUsage, env.error().message);
+      so.env = std::move(*env);
+    }
     so.stop_signal = spawn.stop_signal;
     so.stop_timeout_s = spawn.stop_timeout_s;
     if (options.progress) {
@@ -408,6 +421,12 @@ GateResult RunScenario(const Scenario& scenario, const ScenarioRunOptions& optio
     target = std::move(*spawned);
     heap_config = spawn.heap;
   } else if (scenario.target.attach) {
+    if (scenario.heap_profile) {
+      return error_result(kExitUsage,
+                          scenario.file.string() + ": /heap_profile: needs a spawned target (an "
+                          "attached process cannot be given tcmalloc and HEAPPROFILE); set it to false "
+                          "or use target.spawn");
+    }
     auto attached = AttachTarget(scenario.target.attach->pid);
     if (!attached) return error_result(kExitTargetFailed, attached.error().message);
     target = std::move(*attached);
@@ -438,7 +457,9 @@ GateResult RunScenario(const Scenario& scenario, const ScenarioRunOptions& optio
   }
 
   std::unique_ptr<HeapSource> heap;
-  if (heap_config) {
+  if (!heap_profile_prefix.empty()) {
+    heap = std::make_unique<HeapProfileSource>(target->pid(), heap_profile_prefix, SIGUSR2, clock);
+  } else if (heap_config) {
     PrometheusHeapOptions ho;
     PlaceholderValues values = scenario.placeholders;
     auto url = ExpandPlaceholders(heap_config->metrics_url, values);

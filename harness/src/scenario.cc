@@ -492,6 +492,7 @@ std::optional<int> SignalNumber(const json& value) {
 
 std::optional<HeapMetricsSource> ParseHeap(Validation& v, const json* value,
                                            const std::string& path) {
+  if (value != nullptr && value->is_null()) return std::nullopt;  // null: no heap statistics
   if (!ExpectObject(v, value, path,
                     "an object {\"metrics_url\": URL, \"metric\": NAME} naming the Prometheus "
                     "sample with the target's exact heap bytes",

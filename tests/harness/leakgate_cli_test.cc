@@ -158,6 +158,19 @@ INSTANTIATE_TEST_SUITE_P(
       return name;
     });
 
+// Heap numbers for a target that exports none: tcmalloc preloaded with HEAPPROFILE, a dump per
+// measurement point. The per-window cycles of loop-retain are caught from the profiles alone.
+TEST(LeakgateCliTest, HeapProfilesCatchLoopRetainWithoutMetrics) {
+  TempDir dir;
+  Outcome o = RunLeakgate(kScenarios + "/reference-fault-loop-retain.json --set heap_profile=true "
+                          "--set target.spawn.heap=null",
+                          dir.path());
+  EXPECT_EQ(o.exit_code, 1) << o.output;
+  EXPECT_EQ(o.result["environment"]["heap_source"], "heap-profile");
+  EXPECT_EQ(CheckVerdicts(o.result)["heap_growth_per_run"], "fail") << o.output;
+  EXPECT_TRUE(fs::exists(dir.path() / "heap" / "target.0001.heap"));
+}
+
 // A scenario around a shell target, with a workload that does nothing but wait.
 std::string ShellScenario(const std::string& script, const std::string& ready,
                           const std::string& workload) {

@@ -8,6 +8,7 @@
 #include <pthread.h>
 #include <signal.h>
 #include <sys/mman.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -805,6 +806,62 @@ TEST_F(RealProcTest, ExitedAndZombieChildrenAreNotFound) {
   ASSERT_FALSE(gone.has_value());
   EXPECT_EQ(gone.error().code, ErrorCode::kNotFound);
   EXPECT_THAT(gone.error().message, StartsWith("process " + std::to_string(child) + " exited"));
+}
+
+// An unprivileged observer samples a root process: the kernel refuses its fd directory,
+// smaps_rollup and clear_refs, and the sample degrades instead of failing. The target is a fresh
+// process so that no file the reader kept open as root is reused by the observer.
+TEST_F(RealProcTest, AnotherUsersProcessIsSampledWithoutWhatTheKernelRefuses) {
+  if (::geteuid() != 0) GTEST_SKIP() << "needs root to run an observer as another user";
+  const pid_t target = ::fork();
+  ASSERT_GE(target, 0);
+  if (target == 0) {
+    ::prctl(PR_SET_PDEATHSIG, SIGKILL);
+    ::pause();
+    ::_exit(0);
+  }
+  int report_pipe[2];
+  ASSERT_EQ(::pipe(report_pipe), 0);
+  const pid_t observer = ::fork();
+  ASSERT_GE(observer, 0);
+  if (observer == 0) {
+    ::close(report_pipe[0]);
+    constexpr uid_t kNobody = 65534;
+    if (::setgid(kNobody) != 0 || ::setuid(kNobody) != 0) ::_exit(3);
+    ProcessSampler sampler(target, ProcReader::Real(), Clock::Real(),
+                           SamplerOptions{.pss_every_n = 1});
+    auto sample = sampler.Take();
+    auto reset = sampler.ResetPeak();
+    std::string report;
+    if (sample) {
+      report += "sample ok; rss " + std::string(sample->rss_bytes > 0 ? ">0" : "0") + "; pss " +
+                (sample->pss_bytes ? "measured" : "absent") + "; unavailable";
+      for (const std::string& part : sample->unavailable) report += " " + part;
+    } else {
+      report += "sample failed: " + sample.error().ToString();
+    }
+    report += "; reset " + (reset ? std::string("ok") : reset.error().ToString());
+    report += "\n" + Joined(sampler.warnings());
+    (void)!::write(report_pipe[1], report.data(), report.size());
+    ::_exit(0);
+  }
+  ::close(report_pipe[1]);
+  std::string report;
+  char buffer[1024];
+  for (ssize_t n; (n = ::read(report_pipe[0], buffer, sizeof(buffer))) > 0;) report.append(buffer, n);
+  ::close(report_pipe[0]);
+  int status = 0;
+  ::waitpid(observer, &status, 0);
+  ::kill(target, SIGKILL);
+  ::waitpid(target, nullptr, 0);
+  ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << "observer status " << status;
+
+  EXPECT_THAT(report, StartsWith("sample ok; rss >0; pss absent; unavailable fds; reset "
+                                 "permission_denied: cannot reset the peak RSS (VmHWM) of process " +
+                                 std::to_string(target)));
+  EXPECT_THAT(report, HasSubstr("cannot list /proc/" + std::to_string(target) + "/fd"));
+  EXPECT_THAT(report, HasSubstr("Pss not measured"));
+  EXPECT_THAT(report, HasSubstr("VmHWM of process " + std::to_string(target) + " was not reset"));
 }
 
 // ---------------------------------------------------------------------------------------------

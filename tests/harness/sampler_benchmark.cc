@@ -6,6 +6,7 @@
 // measured apart, since the sampler reads it only every Nth sample.
 #include <fcntl.h>
 #include <signal.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -78,12 +79,15 @@ constexpr int kServiceFds = 50;
   for (;;) ::pause();
 }
 
+// Children are killed with the benchmark: by ~ChildProcess at a normal exit, by the kernel
+// (PR_SET_PDEATHSIG) when the benchmark is killed.
 ChildProcess& ServiceShapedChild() {
-  static ChildProcess* child = [] {
+  static ChildProcess child([] {
     int ready[2];
     if (::pipe(ready) != 0) std::abort();
     const pid_t pid = ::fork();
     if (pid == 0) {
+      ::prctl(PR_SET_PDEATHSIG, SIGKILL);
       ::close(ready[0]);
       RunServiceShapedChild(ready[1]);
     }
@@ -91,9 +95,9 @@ ChildProcess& ServiceShapedChild() {
     char byte = 0;
     (void)!::read(ready[0], &byte, 1);
     ::close(ready[0]);
-    return new ChildProcess(pid);
-  }();
-  return *child;
+    return pid;
+  }());
+  return child;
 }
 
 // bin/backtest_server, idle; `process` is null and `skip_reason` says why when it cannot be started.
@@ -103,11 +107,11 @@ struct ReferenceService {
 };
 
 ReferenceService& StartReferenceService() {
-  static ReferenceService* service = [] {
-    auto* result = new ReferenceService;
+  static ReferenceService service = [] {
+    ReferenceService result;
     const std::string binary = std::string(LEAKGATE_BINARY_DIR) + "/bin/backtest_server";
     if (!std::filesystem::exists(binary)) {
-      result->skip_reason = binary + " is not built (cmake --build BUILD --target backtest_server)";
+      result.skip_reason = binary + " is not built (cmake --build BUILD --target backtest_server)";
       return result;
     }
     const std::string db = std::filesystem::temp_directory_path() /
@@ -116,6 +120,7 @@ ReferenceService& StartReferenceService() {
     if (::pipe(out) != 0) std::abort();
     const pid_t pid = ::fork();
     if (pid == 0) {
+      ::prctl(PR_SET_PDEATHSIG, SIGKILL);
       ::dup2(out[1], STDOUT_FILENO);
       ::close(out[0]);
       ::close(out[1]);
@@ -128,15 +133,15 @@ ReferenceService& StartReferenceService() {
     char c = 0;
     while (::read(out[0], &c, 1) == 1 && c != '\n') line += c;
     ::close(out[0]);
-    result->process = std::make_unique<ChildProcess>(pid);
+    result.process = std::make_unique<ChildProcess>(pid);
     if (!line.starts_with("listening on ")) {
-      result->skip_reason = "backtest_server did not start (first line: '" + line + "')";
-      result->process.reset();
+      result.skip_reason = "backtest_server did not start (first line: '" + line + "')";
+      result.process.reset();
     }
     std::filesystem::remove(db);
     return result;
   }();
-  return *service;
+  return service;
 }
 
 void SampleLoop(benchmark::State& state, pid_t pid, SamplerOptions options) {

@@ -1,0 +1,73 @@
+// Exact heap statistics of a spawned target through gperftools' heap profiler, for targets that do
+// not export their own: the target runs with tcmalloc preloaded (`LD_PRELOAD`), `HEAPPROFILE=PREFIX`
+// and `HEAPPROFILESIGNAL=N`; each Read() sends signal N and reads the in-use totals from the header of
+// the profile the target dumps (`heap profile: N: BYTES [N: BYTES] @ heapprofile`).
+//
+// A dump is occasionally skipped by the target (PLATFORM.md): Read() waits for a new file and signals
+// again, a bounded number of times. The profiles stay in the output folder, readable by
+// `google-pprof --base`. One HeapProfileSource per target; not thread-safe.
+#ifndef LEAKGATE_HARNESS_HEAP_PROFILE_SOURCE_H_
+#define LEAKGATE_HARNESS_HEAP_PROFILE_SOURCE_H_
+
+#include <sys/types.h>
+
+#include <cstdint>
+#include <map>
+#include <string>
+#include <string_view>
+
+#include "harness/clock.h"
+#include "harness/heap_source.h"
+
+namespace leakgate::harness {
+
+// Where tcmalloc (with the heap profiler) lives on this machine; empty when it is not installed.
+std::string FindTcmallocLibrary();
+
+// The environment that makes a spawned target dump heap profiles to `prefix`.NNNN.heap on `signal`:
+// LD_PRELOAD (appended to any existing value in `base`), HEAPPROFILE, HEAPPROFILESIGNAL, the cheaper
+// libgcc stack walker, and dump intervals large enough that only the signal dumps.
+// kNotFound when tcmalloc is not installed.
+Result<std::map<std::string, std::string>> HeapProfileEnvironment(
+    const std::string& prefix, int signal, const std::map<std::string, std::string>& base = {});
+
+struct HeapProfileTotals {
+  int64_t inuse_objects = 0;
+  int64_t inuse_bytes = 0;
+  int64_t alloc_objects = 0;  // since the start of profiling
+  int64_t alloc_bytes = 0;
+};
+
+// Parses the first line of a legacy text heap profile. kParse naming `source` when it is not one.
+Result<HeapProfileTotals> ParseHeapProfileHeader(std::string_view text, std::string_view source);
+
+class HeapProfileSource : public HeapSource {
+ public:
+  // `pid`: the target; `prefix`: its HEAPPROFILE value; `signal`: its HEAPPROFILESIGNAL.
+  HeapProfileSource(pid_t pid, std::string prefix, int signal, Clock& clock,
+                    double timeout_s = 3.0, int attempts = 3);
+
+  // Success: the totals of a new dump (allocated = in-use bytes; cached bytes are not in a profile).
+  // Failure: kUnavailable when no new profile appeared after `attempts` signals, naming the prefix;
+  // kParse when the dump's header cannot be read.
+  Result<std::optional<HeapSample>> Read() override;
+  std::string_view name() const override { return "heap-profile"; }
+
+  // The newest profile read so far ("" before the first Read()).
+  const std::string& last_profile() const { return last_profile_; }
+
+ private:
+  std::string NewestProfile() const;
+
+  pid_t pid_;
+  std::string prefix_;
+  int signal_;
+  Clock& clock_;
+  double timeout_s_;
+  int attempts_;
+  std::string last_profile_;
+};
+
+}  // namespace leakgate::harness
+
+#endif  // LEAKGATE_HARNESS_HEAP_PROFILE_SOURCE_H_

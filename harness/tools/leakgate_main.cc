@@ -1,5 +1,5 @@
 // leakgate: the leak-regression gate.
-//   leakgate run SCENARIO.json [--out DIR] [--runs N] [--set KEY=VALUE]... [--quiet]
+//   leakgate run SCENARIO.json [--out DIR] [--runs N] [--set KEY=VALUE]... [--pid PID] [--quiet]
 // Exit codes: 0 no drift; 1 drift over a threshold; 2 usage or scenario error; 3 the target failed;
 // 4 inconclusive after the maximum number of runs.
 #include <unistd.h>
@@ -28,6 +28,7 @@ struct RunArguments {
   std::string out;
   std::optional<int> runs;
   std::vector<std::string> sets;
+  std::optional<int> pid;
   bool quiet = false;
 };
 
@@ -44,6 +45,10 @@ int Run(const RunArguments& args) {
   std::error_code ec;
   LoadOptions load;
   load.overrides = args.sets;
+  if (args.pid) {
+    // Attach instead of spawning: the scenario's workload and thresholds stay as they are.
+    load.overrides.push_back("target={\"attach\":{\"pid\":" + std::to_string(*args.pid) + "}}");
+  }
   load.runs = args.runs;
   std::filesystem::path out = args.out;
   if (out.empty()) {
@@ -96,6 +101,8 @@ int Main(int argc, char** argv) {
   run->add_option("--runs", run_args.runs, "judged runs (overrides the scenario's runs)")
       ->check(CLI::PositiveNumber);
   run->add_option("--set", run_args.sets, "override a scenario field: KEY=VALUE (dotted path)");
+  run->add_option("--pid", run_args.pid, "attach to this running process instead of the scenario's target")
+      ->check(CLI::PositiveNumber);
   run->add_flag("--quiet", run_args.quiet, "no progress on stderr");
   try {
     app.parse(argc, argv);

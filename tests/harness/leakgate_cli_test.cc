@@ -171,6 +171,40 @@ TEST(LeakgateCliTest, HeapProfilesCatchLoopRetainWithoutMetrics) {
   EXPECT_TRUE(fs::exists(dir.path() / "heap" / "target.0001.heap"));
 }
 
+// --pid attaches to a process leakgate did not start: it is measured, and left running afterwards.
+TEST(LeakgateCliTest, AttachesWithPidAndLeavesTheProcessRunning) {
+  TempDir dir;
+  int out_pipe[2];
+  ASSERT_EQ(pipe(out_pipe), 0);
+  const std::string db = (dir.path() / "attached.db").string();
+  pid_t server = fork();
+  ASSERT_GE(server, 0);
+  if (server == 0) {
+    dup2(out_pipe[1], STDOUT_FILENO);
+    close(out_pipe[0]);
+    const std::string bin = LEAKGATE_BINARY_DIR "/bin/backtest_server";
+    execl(bin.c_str(), bin.c_str(), "--port", "0", "--db", db.c_str(), static_cast<char*>(nullptr));
+    _exit(127);
+  }
+  close(out_pipe[1]);
+  std::string line;
+  char ch;
+  while (read(out_pipe[0], &ch, 1) == 1 && ch != '\n') line += ch;
+  close(out_pipe[0]);
+  ASSERT_THAT(line, HasSubstr("listening on http://"));
+  const std::string url = line.substr(line.find("http://"));
+  Outcome o = RunLeakgate(kScenarios + "/reference-after.json --pid " + std::to_string(server) +
+                              " --set workload.http.base_url=" + url + " --runs 3",
+                          dir.path() / "out");
+  EXPECT_EQ(o.exit_code, 0) << o.output;
+  EXPECT_EQ(o.result["verdict"], "pass") << o.output;
+  EXPECT_EQ(kill(server, 0), 0) << "an attached process is not stopped";
+  kill(server, SIGTERM);
+  int status = 0;
+  waitpid(server, &status, 0);
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+}
+
 // A scenario around a shell target, with a workload that does nothing but wait.
 std::string ShellScenario(const std::string& script, const std::string& ready,
                           const std::string& workload) {

@@ -701,6 +701,9 @@ TEST_F(RealProcTest, NamedThreadBurningCpuShowsUpByName) {
 
 TEST_F(RealProcTest, SocketpairAddsTwoSocketsAndClosingRemovesThem) {
   ProcessSampler sampler = Sampler(SamplerOptions{.pss_every_n = 0});
+  // The real reader keeps the /proc files it reads open, and in this process they are among the
+  // sampled fds: a first sample opens them, so compare from the second one on.
+  Take(sampler);
   const Sample before = Take(sampler);
   int pair[2];
   ASSERT_EQ(::socketpair(AF_UNIX, SOCK_STREAM, 0, pair), 0);
@@ -717,12 +720,20 @@ TEST_F(RealProcTest, SocketpairAddsTwoSocketsAndClosingRemovesThem) {
 }
 
 TEST_F(RealProcTest, DescribesThisProcessListeningSocket) {
-  httplib::Server server;
-  const int port = server.bind_to_any_port("127.0.0.1");
-  ASSERT_GT(port, 0);
+  const int listener = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  ASSERT_GE(listener, 0);
+  sockaddr_in address{};
+  address.sin_family = AF_INET;
+  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t length = sizeof(address);
+  ASSERT_EQ(::bind(listener, reinterpret_cast<sockaddr*>(&address), sizeof(address)), 0);
+  ASSERT_EQ(::listen(listener, 4), 0);
+  ::getsockname(listener, reinterpret_cast<sockaddr*>(&address), &length);
+  const int port = ntohs(address.sin_port);
   ProcessSampler sampler = Sampler(SamplerOptions{.pss_every_n = 0});
   const Sample sample = Take(sampler);
   auto sockets = sampler.DescribeSockets();
+  ::close(listener);
   ASSERT_TRUE(sockets.has_value()) << sockets.error().ToString();
   bool described = false;
   for (const auto& [fd, target] : sample.fds) {

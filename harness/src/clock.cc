@@ -9,7 +9,8 @@ namespace {
 class SteadyClock : public Clock {
  public:
   double NowSeconds() override {
-    return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
+    return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch())
+        .count();
   }
 
   void SleepFor(double seconds) override {

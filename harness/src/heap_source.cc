@@ -1,13 +1,12 @@
 #include "harness/heap_source.h"
 
 #include <dlfcn.h>
+#include <httplib.h>
 
 #include <charconv>
 #include <cmath>
 #include <cstdlib>
 #include <exception>
-
-#include <httplib.h>
 
 namespace leakgate::harness {
 namespace {
@@ -26,8 +25,10 @@ InProcessTcmallocHeap::NumericPropertyFn FindTcmalloc() {
 }
 
 std::string_view TrimSpaces(std::string_view s) {
-  while (!s.empty() && (s.front() == ' ' || s.front() == '\t' || s.front() == '\r')) s.remove_prefix(1);
-  while (!s.empty() && (s.back() == ' ' || s.back() == '\t' || s.back() == '\r')) s.remove_suffix(1);
+  while (!s.empty() && (s.front() == ' ' || s.front() == '\t' || s.front() == '\r'))
+    s.remove_prefix(1);
+  while (!s.empty() && (s.back() == ' ' || s.back() == '\t' || s.back() == '\r'))
+    s.remove_suffix(1);
   return s;
 }
 
@@ -71,8 +72,9 @@ InProcessTcmallocHeap::InProcessTcmallocHeap(NumericPropertyFn get_property)
 
 Result<std::optional<HeapSample>> InProcessTcmallocHeap::Read() {
   if (get_property_ == nullptr) {
-    Warn("heap statistics unavailable: tcmalloc is not this process's allocator "
-         "(MallocExtension_GetNumericProperty not found; link or LD_PRELOAD libtcmalloc)");
+    Warn(
+        "heap statistics unavailable: tcmalloc is not this process's allocator "
+        "(MallocExtension_GetNumericProperty not found; link or LD_PRELOAD libtcmalloc)");
     return std::nullopt;
   }
   size_t allocated = 0;
@@ -112,14 +114,14 @@ Result<std::optional<double>> FindPrometheusValue(std::string_view text, std::st
     if (pos < line.size() && line[pos] == '{') {
       pos = SkipLabels(line, pos);
       if (pos == std::string_view::npos) {
-        return Fail(ErrorCode::kParse, "metric " + std::string(metric) + " on line " +
-                                           std::to_string(line_number) +
-                                           " has an unterminated label set: '" + std::string(line) +
-                                           "'");
+        return Fail(ErrorCode::kParse,
+                    "metric " + std::string(metric) + " on line " + std::to_string(line_number) +
+                        " has an unterminated label set: '" + std::string(line) + "'");
       }
     }
     std::string_view rest = TrimSpaces(line.substr(pos));
-    const std::string value(rest.substr(0, rest.find_first_of(" \t")));  // an optional timestamp follows
+    const std::string value(
+        rest.substr(0, rest.find_first_of(" \t")));  // an optional timestamp follows
     char* parse_end = nullptr;
     const double number = std::strtod(value.c_str(), &parse_end);
     if (value.empty() || parse_end != value.c_str() + value.size() || !std::isfinite(number)) {
@@ -146,8 +148,8 @@ Result<std::unique_ptr<PrometheusMetricsHeap>> PrometheusMetricsHeap::Create(
   const std::string_view authority = rest.substr(0, slash);
   const std::string path = slash == std::string_view::npos ? "/" : std::string(rest.substr(slash));
   if (authority.empty()) {
-    return Fail(ErrorCode::kInvalidArgument,
-                "heap metrics URL '" + options.url + "' has no host: expected http://HOST[:PORT]/PATH");
+    return Fail(ErrorCode::kInvalidArgument, "heap metrics URL '" + options.url +
+                                                 "' has no host: expected http://HOST[:PORT]/PATH");
   }
   if (const size_t colon = authority.rfind(':'); colon != std::string_view::npos) {
     int port = 0;
@@ -160,9 +162,10 @@ Result<std::unique_ptr<PrometheusMetricsHeap>> PrometheusMetricsHeap::Create(
     }
   }
   if (options.allocated_metric.empty()) {
-    return Fail(ErrorCode::kInvalidArgument,
-                "heap metrics: the allocated-bytes metric name is empty; expected a gauge name such "
-                "as backtest_heap_allocated_bytes");
+    return Fail(
+        ErrorCode::kInvalidArgument,
+        "heap metrics: the allocated-bytes metric name is empty; expected a gauge name such "
+        "as backtest_heap_allocated_bytes");
   }
   std::string origin = "http://" + std::string(authority);
   return std::unique_ptr<PrometheusMetricsHeap>(
@@ -187,8 +190,7 @@ Result<std::optional<HeapSample>> PrometheusMetricsHeap::Read() {
     client.set_read_timeout(micros / 1000000, micros % 1000000);
     httplib::Result response = client.Get(path_);
     if (!response) {
-      return Fail(ErrorCode::kUnavailable, "GET " + options_.url +
-                                               " for heap metrics failed: " +
+      return Fail(ErrorCode::kUnavailable, "GET " + options_.url + " for heap metrics failed: " +
                                                httplib::to_string(response.error()));
     }
     if (response->status != 200) {

@@ -33,7 +33,8 @@ std::unexpected<Error> ParseError(std::string_view source, std::string message) 
 
 std::string_view Trim(std::string_view s) {
   while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
-  while (!s.empty() && (s.back() == ' ' || s.back() == '\t' || s.back() == '\n')) s.remove_suffix(1);
+  while (!s.empty() && (s.back() == ' ' || s.back() == '\t' || s.back() == '\n'))
+    s.remove_suffix(1);
   return s;
 }
 
@@ -84,8 +85,8 @@ struct KilobyteField {
   std::optional<int64_t>* out;
 };
 
-Result<void> ParseKilobyteLine(std::string_view source, std::string_view key, std::string_view value,
-                               const KilobyteField* fields, size_t count) {
+Result<void> ParseKilobyteLine(std::string_view source, std::string_view key,
+                               std::string_view value, const KilobyteField* fields, size_t count) {
   for (size_t i = 0; i < count; ++i) {
     if (fields[i].key != key) continue;
     auto bytes = KilobytesToBytes(value);
@@ -130,8 +131,8 @@ std::string_view InetStateName(unsigned state, bool udp) {
     if (state == 0x07) return "UNCONN";
   }
   static constexpr std::array<std::string_view, 13> kTcpStates = {
-      "UNKNOWN",    "ESTABLISHED", "SYN_SENT",   "SYN_RECV", "FIN_WAIT1", "FIN_WAIT2",   "TIME_WAIT",
-      "CLOSE",      "CLOSE_WAIT",  "LAST_ACK",   "LISTEN",   "CLOSING",   "NEW_SYN_RECV"};
+      "UNKNOWN", "ESTABLISHED", "SYN_SENT", "SYN_RECV", "FIN_WAIT1", "FIN_WAIT2",   "TIME_WAIT",
+      "CLOSE",   "CLOSE_WAIT",  "LAST_ACK", "LISTEN",   "CLOSING",   "NEW_SYN_RECV"};
   return state < kTcpStates.size() ? kTcpStates[state] : "UNKNOWN";
 }
 
@@ -141,8 +142,8 @@ Result<ProcStat> ParseStat(std::string_view text, std::string_view source) {
   const size_t open = text.find('(');
   const size_t close = text.rfind(')');
   if (open == std::string_view::npos || close == std::string_view::npos || close < open) {
-    return ParseError(source, "expected \"PID (COMM) STATE PPID ...\" as in proc(5), got " +
-                                  Excerpt(text));
+    return ParseError(source,
+                      "expected \"PID (COMM) STATE PPID ...\" as in proc(5), got " + Excerpt(text));
   }
   ProcStat stat;
   auto pid = ToInt<int64_t>(Trim(text.substr(0, open)));
@@ -170,11 +171,16 @@ Result<ProcStat> ParseStat(std::string_view text, std::string_view source) {
     int64_t* out;
   };
   const NumericField fields[] = {
-      {4, "ppid", &stat.ppid},           {5, "pgrp", &stat.pgrp},
-      {6, "session", &stat.session},     {14, "utime", &stat.utime_ticks},
-      {15, "stime", &stat.stime_ticks},  {16, "cutime", &stat.cutime_ticks},
-      {17, "cstime", &stat.cstime_ticks}, {20, "num_threads", &stat.num_threads},
-      {22, "starttime", &stat.starttime_ticks}, {23, "vsize", &stat.vsize_bytes},
+      {4, "ppid", &stat.ppid},
+      {5, "pgrp", &stat.pgrp},
+      {6, "session", &stat.session},
+      {14, "utime", &stat.utime_ticks},
+      {15, "stime", &stat.stime_ticks},
+      {16, "cutime", &stat.cutime_ticks},
+      {17, "cstime", &stat.cstime_ticks},
+      {20, "num_threads", &stat.num_threads},
+      {22, "starttime", &stat.starttime_ticks},
+      {23, "vsize", &stat.vsize_bytes},
       {24, "rss", &stat.rss_pages},
   };
   for (const NumericField& field : fields) {
@@ -194,9 +200,9 @@ Result<ProcStatus> ParseStatus(std::string_view text, std::string_view source) {
   ProcStatus status;
   bool has_name = false;
   const KilobyteField kb_fields[] = {
-      {"VmPeak", &status.vm_peak_bytes},   {"VmSize", &status.vm_size_bytes},
-      {"VmHWM", &status.vm_hwm_bytes},     {"VmRSS", &status.vm_rss_bytes},
-      {"RssAnon", &status.rss_anon_bytes}, {"RssFile", &status.rss_file_bytes},
+      {"VmPeak", &status.vm_peak_bytes},     {"VmSize", &status.vm_size_bytes},
+      {"VmHWM", &status.vm_hwm_bytes},       {"VmRSS", &status.vm_rss_bytes},
+      {"RssAnon", &status.rss_anon_bytes},   {"RssFile", &status.rss_file_bytes},
       {"RssShmem", &status.rss_shmem_bytes}, {"VmSwap", &status.vm_swap_bytes},
   };
   std::optional<Error> error;
@@ -206,8 +212,9 @@ Result<ProcStatus> ParseStatus(std::string_view text, std::string_view source) {
     if (error || line.empty()) return;
     const size_t colon = line.find(':');
     if (colon == std::string_view::npos) {
-      error = Error{ErrorCode::kParse, std::string(source) + ": line " + std::to_string(line_number) +
-                                           " is " + Excerpt(line) + ", expected \"Key:\\tValue\""};
+      error =
+          Error{ErrorCode::kParse, std::string(source) + ": line " + std::to_string(line_number) +
+                                       " is " + Excerpt(line) + ", expected \"Key:\\tValue\""};
       return;
     }
     const std::string_view key = line.substr(0, colon);
@@ -215,9 +222,9 @@ Result<ProcStatus> ParseStatus(std::string_view text, std::string_view source) {
     auto integer_field = [&](std::optional<int64_t>& out) {
       auto number = ToInt<int64_t>(Trim(value));
       if (!number) {
-        error = Error{ErrorCode::kParse, std::string(source) + ": field " + std::string(key) +
-                                             " is " + Excerpt(Trim(value)) +
-                                             ", expected a decimal integer"};
+        error =
+            Error{ErrorCode::kParse, std::string(source) + ": field " + std::string(key) + " is " +
+                                         Excerpt(Trim(value)) + ", expected a decimal integer"};
         return;
       }
       out = *number;
@@ -231,8 +238,9 @@ Result<ProcStatus> ParseStatus(std::string_view text, std::string_view source) {
     } else if (key == "State") {
       std::string_view state = Trim(value);
       if (state.empty()) {
-        error = Error{ErrorCode::kParse, std::string(source) +
-                                             ": field State is empty, expected e.g. \"S (sleeping)\""};
+        error =
+            Error{ErrorCode::kParse,
+                  std::string(source) + ": field State is empty, expected e.g. \"S (sleeping)\""};
         return;
       }
       status.state = state.front();
@@ -251,8 +259,8 @@ Result<ProcStatus> ParseStatus(std::string_view text, std::string_view source) {
   });
   if (error) return std::unexpected(*error);
   if (!has_name) {
-    return ParseError(source, "no \"Name:\" line, expected the text of /proc/PID/status, got " +
-                                  Excerpt(text));
+    return ParseError(
+        source, "no \"Name:\" line, expected the text of /proc/PID/status, got " + Excerpt(text));
   }
   return status;
 }
@@ -261,9 +269,12 @@ Result<SmapsRollup> ParseSmapsRollup(std::string_view text, std::string_view sou
   SmapsRollup rollup;
   std::optional<int64_t> pss;
   const KilobyteField kb_fields[] = {
-      {"Rss", &rollup.rss_bytes},           {"Pss", &pss},
-      {"Pss_Anon", &rollup.pss_anon_bytes}, {"Pss_File", &rollup.pss_file_bytes},
-      {"Pss_Shmem", &rollup.pss_shmem_bytes}, {"Swap", &rollup.swap_bytes},
+      {"Rss", &rollup.rss_bytes},
+      {"Pss", &pss},
+      {"Pss_Anon", &rollup.pss_anon_bytes},
+      {"Pss_File", &rollup.pss_file_bytes},
+      {"Pss_Shmem", &rollup.pss_shmem_bytes},
+      {"Swap", &rollup.swap_bytes},
       {"SwapPss", &rollup.swap_pss_bytes},
   };
   std::optional<Error> error;
@@ -272,14 +283,15 @@ Result<SmapsRollup> ParseSmapsRollup(std::string_view text, std::string_view sou
     const size_t colon = line.find(':');
     // The first line is the address range of the rollup ("55e1...-7fff... ---p ... [rollup]").
     if (colon == std::string_view::npos || line.find(' ') < colon) return;
-    auto parsed = ParseKilobyteLine(source, line.substr(0, colon), line.substr(colon + 1), kb_fields,
-                                    std::size(kb_fields));
+    auto parsed = ParseKilobyteLine(source, line.substr(0, colon), line.substr(colon + 1),
+                                    kb_fields, std::size(kb_fields));
     if (!parsed) error = parsed.error();
   });
   if (error) return std::unexpected(*error);
   if (!pss) {
-    return ParseError(source, "no \"Pss:\" line, expected the text of /proc/PID/smaps_rollup, got " +
-                                  Excerpt(text));
+    return ParseError(
+        source,
+        "no \"Pss:\" line, expected the text of /proc/PID/smaps_rollup, got " + Excerpt(text));
   }
   rollup.pss_bytes = *pss;
   return rollup;
@@ -296,8 +308,8 @@ Result<std::string> ParseCgroupV2Path(std::string_view text, std::string_view so
     const size_t first = line.find(':');
     const size_t second = first == std::string_view::npos ? first : line.find(':', first + 1);
     if (second == std::string_view::npos) {
-      error = Error{ErrorCode::kParse, std::string(source) + ": line " + std::to_string(line_number) +
-                                           " is " + Excerpt(line) +
+      error = Error{ErrorCode::kParse, std::string(source) + ": line " +
+                                           std::to_string(line_number) + " is " + Excerpt(line) +
                                            ", expected \"ID:CONTROLLERS:PATH\" such as \"0::/\""};
       return;
     }
@@ -342,13 +354,20 @@ Result<std::vector<int64_t>> ParseChildren(std::string_view text, std::string_vi
 
 std::string_view FdKindName(FdKind kind) {
   switch (kind) {
-    case FdKind::kFile: return "file";
-    case FdKind::kDevice: return "device";
-    case FdKind::kSocket: return "socket";
-    case FdKind::kPipe: return "pipe";
-    case FdKind::kAnonInode: return "anon_inode";
-    case FdKind::kMemfd: return "memfd";
-    case FdKind::kOther: return "other";
+    case FdKind::kFile:
+      return "file";
+    case FdKind::kDevice:
+      return "device";
+    case FdKind::kSocket:
+      return "socket";
+    case FdKind::kPipe:
+      return "pipe";
+    case FdKind::kAnonInode:
+      return "anon_inode";
+    case FdKind::kMemfd:
+      return "memfd";
+    case FdKind::kOther:
+      return "other";
   }
   return "other";
 }
@@ -410,8 +429,9 @@ Result<std::vector<InetSocket>> ParseNetInet(std::string_view text, std::string_
     const std::vector<std::string_view> f = SplitWhitespace(line);
     if (f.empty() || f[0] == "sl") return;  // the header line
     auto fail = [&](std::string what) {
-      error = Error{ErrorCode::kParse, std::string(source) + ": line " + std::to_string(line_number) +
-                                           " " + what + " in " + Excerpt(Trim(line))};
+      error =
+          Error{ErrorCode::kParse, std::string(source) + ": line " + std::to_string(line_number) +
+                                       " " + what + " in " + Excerpt(Trim(line))};
     };
     // sl local rem st tx:rx tr:when retrnsmt uid timeout inode ...
     if (f.size() < 10) {
@@ -469,9 +489,12 @@ Result<std::vector<UnixSocket>> ParseNetUnix(std::string_view text, std::string_
     }
     UnixSocket socket;
     socket.inode = *inode;
-    socket.type = *type == 1 ? "stream" : *type == 2 ? "dgram" : *type == 5 ? "seqpacket" : "unknown";
-    static constexpr std::array<std::string_view, 5> kStates = {
-        "free", "unconnected", "connecting", "connected", "disconnecting"};
+    socket.type = *type == 1   ? "stream"
+                  : *type == 2 ? "dgram"
+                  : *type == 5 ? "seqpacket"
+                               : "unknown";
+    static constexpr std::array<std::string_view, 5> kStates = {"free", "unconnected", "connecting",
+                                                                "connected", "disconnecting"};
     socket.state = std::string(*state < kStates.size() ? kStates[*state] : "unknown");
     if (f.size() >= 8) {
       // The path is the rest of the line (it may contain spaces).
@@ -486,7 +509,8 @@ Result<std::vector<UnixSocket>> ParseNetUnix(std::string_view text, std::string_
 
 std::string DescribeSocket(const InetSocket& socket) {
   std::string out = socket.protocol + " " + socket.local_address;
-  const bool unconnected = socket.remote_address == "0.0.0.0:0" || socket.remote_address == "[::]:0";
+  const bool unconnected =
+      socket.remote_address == "0.0.0.0:0" || socket.remote_address == "[::]:0";
   if (!unconnected) out += " -> " + socket.remote_address;
   return out + " " + socket.state;
 }

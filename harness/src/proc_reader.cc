@@ -31,12 +31,13 @@ Error ErrnoError(int err, std::string_view action, const std::string& path) {
 // Reading a /proc file costs open + read + read + close; on this kind of machine (about 1.2 us per
 // system call) a sample of a 30-thread target spent most of its time opening task/TID/stat files.
 // The real reader therefore keeps the files and directories it reads under /proc/NUMBER and /sys
-// open and reads them again from offset 0 with pread (or lseek + getdents64): the kernel regenerates
-// a seq_file at offset 0, so every read is fresh. An open file of a process that has since exited
-// fails (ESRCH/ENOENT); such a file is dropped and the path opened anew, which gives the true answer
-// (including a process that now holds a reused pid). /proc/self and /proc/thread-self are never
-// kept: they would name another process after fork(). At most kMaxCachedFiles files are kept,
-// least recently used dropped first, and never more than a quarter of RLIMIT_NOFILE.
+// open and reads them again from offset 0 with pread (or lseek + getdents64): the kernel
+// regenerates a seq_file at offset 0, so every read is fresh. An open file of a process that has
+// since exited fails (ESRCH/ENOENT); such a file is dropped and the path opened anew, which gives
+// the true answer (including a process that now holds a reused pid). /proc/self and
+// /proc/thread-self are never kept: they would name another process after fork(). At most
+// kMaxCachedFiles files are kept, least recently used dropped first, and never more than a quarter
+// of RLIMIT_NOFILE.
 constexpr size_t kMaxCachedFiles = 1024;
 
 class OpenFile {
@@ -149,8 +150,8 @@ class RealProcReader : public ProcReader {
   }
 
   Result<std::string> ReadLink(const std::string& path) override {
-    // Relative to the directory when it is kept open (/proc/PID/fd after a listing): the kernel then
-    // skips walking /proc/PID/fd for every link.
+    // Relative to the directory when it is kept open (/proc/PID/fd after a listing): the kernel
+    // then skips walking /proc/PID/fd for every link.
     std::shared_ptr<OpenFile> dir;
     const size_t slash = path.rfind('/');
     if (slash != std::string::npos && slash > 0 && IsCacheable(path)) {

@@ -23,12 +23,23 @@ double TicksPerSecond() {
 
 }  // namespace
 
+// What one process contributes to a sample; merged into the sample only when complete.
 struct ProcessSampler::ProcessReading {
   ProcStat stat;
-  std::vector<std::string> tids;  // entries of /proc/PID/task; empty when unreadable
+  double cpu_seconds = 0;
+  int64_t rss_bytes = 0;
+  int64_t rss_anon_bytes = 0;
+  int64_t rss_file_bytes = 0;
+  int64_t hwm_bytes = 0;
+  std::map<int, std::string> fds;
+  int64_t sockets = 0;
+  std::vector<ThreadSample> threads;
+  std::vector<std::string> tids;         // entries of /proc/PID/task; empty when unreadable
+  std::vector<std::string> unavailable;  // parts of Sample::unavailable
 };
 
-ProcessSampler::ProcessSampler(int64_t pid, ProcReader& reader, Clock& clock, SamplerOptions options)
+ProcessSampler::ProcessSampler(int64_t pid, ProcReader& reader, Clock& clock,
+                               SamplerOptions options)
     : pid_(pid),
       reader_(reader),
       clock_(clock),
@@ -50,49 +61,70 @@ bool ProcessSampler::Alive(int64_t pid) {
 }
 
 Error ProcessSampler::ProcessGone(int64_t pid, const Error& cause) const {
-  return Error{ErrorCode::kNotFound, "process " + std::to_string(pid) + " exited (" + cause.message + ")"};
+  return Error{ErrorCode::kNotFound,
+               "process " + std::to_string(pid) + " exited (" + cause.message + ")"};
 }
 
 void ProcessSampler::Warn(std::string message) {
   if (seen_warnings_.insert(message).second) warnings_.push_back(std::move(message));
 }
 
-void ProcessSampler::AddUnavailable(Sample& sample, const std::string& part) {
-  if (std::find(sample.unavailable.begin(), sample.unavailable.end(), part) ==
-      sample.unavailable.end()) {
-    sample.unavailable.push_back(part);
-  }
+void ProcessSampler::AddUnavailable(std::vector<std::string>& parts, const std::string& part) {
+  if (std::find(parts.begin(), parts.end(), part) == parts.end()) parts.push_back(part);
 }
 
 Result<Sample> ProcessSampler::Take() {
   Sample sample;
   sample.t = clock_.NowSeconds();
+  parent_index_.reset();
 
-  auto target = ReadProcess(pid_, /*is_target=*/true, sample);
+  auto target = ReadProcess(pid_, /*is_target=*/true);
   if (!target) return std::unexpected(target.error());
+  sample.cpu_seconds = target->cpu_seconds;
+  sample.rss_bytes = target->rss_bytes;
+  sample.rss_anon_bytes = target->rss_anon_bytes;
+  sample.rss_file_bytes = target->rss_file_bytes;
+  sample.hwm_bytes = target->hwm_bytes;
+  sample.fds = std::move(target->fds);
+  sample.sockets = target->sockets;
+  sample.threads = std::move(target->threads);
+  for (const std::string& part : target->unavailable) AddUnavailable(sample.unavailable, part);
 
   sample.pss_bytes = ReadPss();
   sample.cgroup_memory_bytes = ReadCgroupMemory();
 
   if (options_.include_children) {
-    const ProcStat& stat = target->stat;
-    sample.cpu_seconds += static_cast<double>(stat.cutime_ticks + stat.cstime_ticks) / ticks_per_second_;
+    // Children already reaped by the target are in its cutime and cstime.
+    sample.cpu_seconds +=
+        static_cast<double>(target->stat.cutime_ticks + target->stat.cstime_ticks) /
+        ticks_per_second_;
     std::vector<int64_t> descendants;
     std::set<int64_t> visited = {pid_};
     std::deque<std::pair<int64_t, std::vector<std::string>>> queue;
-    queue.emplace_back(pid_, target->tids);
+    queue.emplace_back(pid_, std::move(target->tids));
     while (!queue.empty()) {
       auto [parent, parent_tids] = std::move(queue.front());
       queue.pop_front();
       for (int64_t child : FindChildren(parent, parent_tids)) {
         if (!visited.insert(child).second) continue;
-        auto reading = ReadProcess(child, /*is_target=*/false, sample);
+        auto reading = ReadProcess(child, /*is_target=*/false);
         if (!reading) {
-          if (reading.error().code != ErrorCode::kNotFound) {
+          if (reading.error().code != ErrorCode::kNotFound) {  // kNotFound: it just ended
             Warn("descendant process " + std::to_string(child) +
-                 " left out of the sample: " + reading.error().message);
+                 " is left out of the sample: " + reading.error().message);
           }
           continue;
+        }
+        sample.cpu_seconds += reading->cpu_seconds;
+        sample.rss_bytes += reading->rss_bytes;
+        sample.rss_anon_bytes += reading->rss_anon_bytes;
+        sample.rss_file_bytes += reading->rss_file_bytes;
+        sample.hwm_bytes += reading->hwm_bytes;
+        sample.sockets += reading->sockets;
+        sample.descendant_fds[child] = std::move(reading->fds);
+        for (ThreadSample& thread : reading->threads) sample.threads.push_back(std::move(thread));
+        for (const std::string& part : reading->unavailable) {
+          AddUnavailable(sample.unavailable, part);
         }
         descendants.push_back(child);
         queue.emplace_back(child, std::move(reading->tids));
@@ -110,16 +142,16 @@ Result<Sample> ProcessSampler::Take() {
     if (heap) {
       sample.heap = std::move(*heap);
     } else {
-      Warn("heap statistics from " + std::string(options_.heap_source->name()) +
-           " unavailable: " + heap.error().message);
+      Warn("heap statistics are left out of a sample: " + heap.error().message);
     }
+    for (std::string& warning : options_.heap_source->warnings()) Warn(std::move(warning));
   }
   ++samples_taken_;
   return sample;
 }
 
-Result<ProcessSampler::ProcessReading> ProcessSampler::ReadProcess(int64_t pid, bool is_target,
-                                                                   Sample& sample) {
+Result<ProcessSampler::ProcessReading> ProcessSampler::ReadProcess(int64_t pid, bool is_target) {
+  const std::string pid_text = std::to_string(pid);
   const std::string stat_path = ProcPath(pid, "stat");
   auto stat_text = reader_.ReadFile(stat_path);
   if (!stat_text) {
@@ -131,12 +163,10 @@ Result<ProcessSampler::ProcessReading> ProcessSampler::ReadProcess(int64_t pid, 
   auto stat = ParseStat(*stat_text, stat_path);
   if (!stat) return std::unexpected(stat.error());
 
-  const double own_cpu =
+  ProcessReading reading;
+  reading.cpu_seconds =
       static_cast<double>(stat->utime_ticks + stat->stime_ticks) / ticks_per_second_;
-  const double reaped_cpu =
-      static_cast<double>(stat->cutime_ticks + stat->cstime_ticks) / ticks_per_second_;
-  const std::string pid_text = std::to_string(pid);
-
+  const bool zombie = stat->state == 'Z' || stat->state == 'X';
   if (is_target) {
     if (start_ticks_ && *start_ticks_ != stat->starttime_ticks) {
       return Fail(ErrorCode::kNotFound, "process " + pid_text +
@@ -144,20 +174,19 @@ Result<ProcessSampler::ProcessReading> ProcessSampler::ReadProcess(int64_t pid, 
                                             stat->comm + ")");
     }
     start_ticks_ = stat->starttime_ticks;
-    if (stat->state == 'Z' || stat->state == 'X') {
+    if (zombie) {
       return Fail(ErrorCode::kNotFound,
                   "process " + pid_text + " exited (" + stat->comm +
                       " is a zombie: its parent has not collected its exit status yet)");
     }
-    sample.cpu_seconds = own_cpu;
   } else {
-    // A descendant's reaped children are not in any live process's utime, nor yet in the target's
-    // cutime: count them here so that the tree's CPU time does not drop when they are reaped.
-    sample.cpu_seconds += own_cpu + reaped_cpu;
-    if (stat->state == 'Z' || stat->state == 'X') {
-      return ProcessReading{std::move(*stat), {}};  // a zombie holds no memory, fds or threads
-    }
+    // A descendant's own reaped children are in no live process's utime, nor yet in the target's
+    // cutime: count them here, so that the tree's CPU time does not drop when they are reaped.
+    reading.cpu_seconds +=
+        static_cast<double>(stat->cutime_ticks + stat->cstime_ticks) / ticks_per_second_;
   }
+  reading.stat = std::move(*stat);
+  if (zombie) return reading;  // a zombie descendant holds no memory, fds or threads
 
   const std::string status_path = ProcPath(pid, "status");
   auto status_text = reader_.ReadFile(status_path);
@@ -170,52 +199,49 @@ Result<ProcessSampler::ProcessReading> ProcessSampler::ReadProcess(int64_t pid, 
   auto status = ParseStatus(*status_text, status_path);
   if (!status) return std::unexpected(status.error());
   if (!status->vm_rss_bytes) {
-    if (!is_target) return ProcessReading{std::move(*stat), {}};
+    if (!is_target) return reading;  // exiting: its memory is already gone
     return Fail(ErrorCode::kFailedPrecondition,
-                status_path + " has no VmRSS: process " + pid_text + " (" + stat->comm +
+                status_path + " has no VmRSS: process " + pid_text + " (" + reading.stat.comm +
                     ") has no user memory (a kernel thread, or exiting); expected a user process");
   }
   if (!status->rss_anon_bytes || !status->rss_file_bytes) {
-    Warn(status_path + " has no RssAnon/RssFile (kernels before 4.5): anon and file RSS are not "
-                       "measured and read as 0");
+    Warn(status_path +
+         " has no RssAnon/RssFile (kernels before 4.5): anon and file RSS are not "
+         "measured and read as 0");
   }
-  sample.rss_bytes += *status->vm_rss_bytes;
-  sample.rss_anon_bytes += status->rss_anon_bytes.value_or(0);
-  sample.rss_file_bytes += status->rss_file_bytes.value_or(0);
-  sample.hwm_bytes += status->vm_hwm_bytes.value_or(*status->vm_rss_bytes);
+  reading.rss_bytes = *status->vm_rss_bytes;
+  reading.rss_anon_bytes = status->rss_anon_bytes.value_or(0);
+  reading.rss_file_bytes = status->rss_file_bytes.value_or(0);
+  reading.hwm_bytes = status->vm_hwm_bytes.value_or(*status->vm_rss_bytes);
 
-  std::map<int, std::string>& fds = is_target ? sample.fds : sample.descendant_fds[pid];
-  auto fds_read = ReadFds(pid, fds, sample.sockets, sample);
-  if (!fds_read) return std::unexpected(fds_read.error());
+  auto fds = ReadFds(pid, reading);
+  if (!fds) return std::unexpected(fds.error());
 
-  ProcessReading reading{std::move(*stat), {}};
   const std::string task_path = ProcPath(pid, "task");
   auto tids = reader_.ListDir(task_path);
   if (!tids) {
     if (tids.error().code == ErrorCode::kNotFound && !Alive(pid)) {
       return std::unexpected(ProcessGone(pid, tids.error()));
     }
-    Warn("cannot list " + task_path + " (" + std::string(ErrorCodeName(tids.error().code)) +
-         "): threads of process " + pid_text + " are not measured");
-    AddUnavailable(sample, "threads");
+    Warn("threads of process " + pid_text + " are not measured: " + tids.error().message);
+    AddUnavailable(reading.unavailable, "threads");
     return reading;
   }
   reading.tids = std::move(*tids);
-  ReadThreads(pid, reading.tids, sample);
+  ReadThreads(pid, reading);
   return reading;
 }
 
-Result<void> ProcessSampler::ReadFds(int64_t pid, std::map<int, std::string>& fds,
-                                     int64_t& sockets, Sample& sample) {
+Result<void> ProcessSampler::ReadFds(int64_t pid, ProcessReading& reading) {
   const std::string fd_dir = ProcPath(pid, "fd");
   auto entries = reader_.ListDir(fd_dir);
   if (!entries) {
     if (entries.error().code == ErrorCode::kNotFound && !Alive(pid)) {
       return std::unexpected(ProcessGone(pid, entries.error()));
     }
-    Warn("cannot list " + fd_dir + " (" + entries.error().message + "): open fds and sockets of process " +
-         std::to_string(pid) + " are not measured");
-    AddUnavailable(sample, "fds");
+    Warn("open fds and sockets of process " + std::to_string(pid) +
+         " are not measured: " + entries.error().message);
+    AddUnavailable(reading.unavailable, "fds");
     return {};
   }
   std::optional<Error> link_error;
@@ -230,26 +256,25 @@ Result<void> ProcessSampler::ReadFds(int64_t pid, std::map<int, std::string>& fd
     if (!link) {
       if (link.error().code == ErrorCode::kNotFound) continue;  // closed since the listing
       if (!link_error) link_error = link.error();
-      fds[static_cast<int>(*fd)] = "";
+      reading.fds[static_cast<int>(*fd)] = "";
       continue;
     }
-    if (link->starts_with("socket:[")) ++sockets;
-    fds[static_cast<int>(*fd)] = std::move(*link);
+    if (link->starts_with("socket:[")) ++reading.sockets;
+    reading.fds[static_cast<int>(*fd)] = std::move(*link);
   }
   if (link_error) {
-    Warn("cannot read fd targets in " + fd_dir + " (" +
-         std::string(ErrorCodeName(link_error->code)) + ", e.g. " + link_error->message +
-         "): those fds are counted with an empty target and sockets among them are not counted");
-    AddUnavailable(sample, "fd_targets");
+    Warn("some fds of process " + std::to_string(pid) +
+         " are counted without their target, and sockets among them are not counted: " +
+         link_error->message);
+    AddUnavailable(reading.unavailable, "fd_targets");
   }
   return {};
 }
 
-void ProcessSampler::ReadThreads(int64_t pid, const std::vector<std::string>& tids,
-                                 Sample& sample) {
+void ProcessSampler::ReadThreads(int64_t pid, ProcessReading& reading) {
   std::string path = ProcPath(pid, "task/");
   const size_t prefix = path.size();
-  for (const std::string& entry : tids) {
+  for (const std::string& entry : reading.tids) {
     auto tid = ToNumber(entry);
     if (!tid) continue;
     path.resize(prefix);
@@ -257,67 +282,76 @@ void ProcessSampler::ReadThreads(int64_t pid, const std::vector<std::string>& ti
     path += "/stat";
     auto text = reader_.ReadFile(path);
     if (!text) {
-      if (text.error().code == ErrorCode::kNotFound) continue;  // the thread ended since the listing
-      Warn("thread left out of a sample: " + text.error().message);
-      AddUnavailable(sample, "threads");
+      if (text.error().code == ErrorCode::kNotFound)
+        continue;  // the thread ended since the listing
+      Warn("a thread of process " + std::to_string(pid) +
+           " is left out of a sample: " + text.error().message);
+      AddUnavailable(reading.unavailable, "threads");
       continue;
     }
     auto stat = ParseStat(*text, path);
     if (!stat) {
-      Warn("thread left out of a sample: " + stat.error().message);
-      AddUnavailable(sample, "threads");
+      Warn("a thread of process " + std::to_string(pid) +
+           " is left out of a sample: " + stat.error().message);
+      AddUnavailable(reading.unavailable, "threads");
       continue;
     }
     // The comm field of task/TID/stat is the text of task/TID/comm (both print the task's comm):
     // one read per thread instead of two.
-    sample.threads.push_back(ThreadSample{
+    reading.threads.push_back(ThreadSample{
         *tid, std::move(stat->comm),
         static_cast<double>(stat->utime_ticks + stat->stime_ticks) / ticks_per_second_});
   }
 }
 
-std::vector<int64_t> ProcessSampler::FindChildren(int64_t pid, const std::vector<std::string>& tids) {
-  std::vector<int64_t> children;
+std::vector<int64_t> ProcessSampler::FindChildren(int64_t pid,
+                                                  const std::vector<std::string>& tids) {
   if (children_files_supported_) {
+    std::vector<int64_t> children;
     bool any_file = false;
     for (const std::string& tid : tids) {
       const std::string path = ProcPath(pid, "task/" + tid + "/children");
       auto text = reader_.ReadFile(path);
       if (!text) {
         if (text.error().code != ErrorCode::kNotFound) {
-          Warn("cannot read " + path + ": " + text.error().message);
+          Warn("child processes of a thread of process " + std::to_string(pid) +
+               " are not found: " + text.error().message);
         }
         continue;
       }
       any_file = true;
       auto pids = ParseChildren(*text, path);
       if (!pids) {
-        Warn(pids.error().message);
+        Warn("child processes of a thread of process " + std::to_string(pid) +
+             " are not found: " + pids.error().message);
         continue;
       }
       children.insert(children.end(), pids->begin(), pids->end());
     }
     // For a descendant, no file means it ended. For the live target it means the kernel lacks
-    // CONFIG_PROC_CHILDREN: fall back to scanning every process, now and from then on.
+    // CONFIG_PROC_CHILDREN: fall back to the parent pids of every process, now and from then on.
     if (any_file || pid != pid_ || tids.empty() || !Alive(pid)) return children;
     children_files_supported_ = false;
   }
-  // Fallback: every process whose parent is `pid`, from the stat of every process.
-  auto entries = reader_.ListDir(options_.proc_root);
-  if (!entries) {
-    Warn("cannot list " + options_.proc_root + " to find child processes: " + entries.error().message);
-    return children;
+  if (!parent_index_) {
+    parent_index_.emplace();
+    auto entries = reader_.ListDir(options_.proc_root);
+    if (!entries) {
+      Warn("child processes are not found: " + entries.error().message);
+    } else {
+      for (const std::string& entry : *entries) {
+        auto candidate = ToNumber(entry);
+        if (!candidate) continue;
+        const std::string path = ProcPath(*candidate, "stat");
+        auto text = reader_.ReadFile(path);
+        if (!text) continue;  // ended since the listing
+        auto stat = ParseStat(*text, path);
+        if (stat) (*parent_index_)[stat->ppid].push_back(*candidate);
+      }
+    }
   }
-  for (const std::string& entry : *entries) {
-    auto candidate = ToNumber(entry);
-    if (!candidate || *candidate == pid) continue;
-    const std::string path = ProcPath(*candidate, "stat");
-    auto text = reader_.ReadFile(path);
-    if (!text) continue;  // gone, or not ours to read
-    auto stat = ParseStat(*text, path);
-    if (stat && stat->ppid == pid) children.push_back(*candidate);
-  }
-  return children;
+  auto it = parent_index_->find(pid);
+  return it == parent_index_->end() ? std::vector<int64_t>{} : it->second;
 }
 
 std::optional<int64_t> ProcessSampler::ReadPss() {
@@ -329,15 +363,15 @@ std::optional<int64_t> ProcessSampler::ReadPss() {
     const ErrorCode code = text.error().code;
     if (code == ErrorCode::kNotFound || code == ErrorCode::kPermissionDenied) {
       pss_supported_ = false;  // a kernel without smaps_rollup, or not ours to read: ask no more
-      Warn("Pss not measured (" + text.error().message + "); later samples do not try again");
+      Warn("Pss is not measured, and later samples do not ask again: " + text.error().message);
     } else {
-      Warn("Pss left out of a sample: " + text.error().message);
+      Warn("Pss is left out of a sample: " + text.error().message);
     }
     return std::nullopt;
   }
   auto rollup = ParseSmapsRollup(*text, path);
   if (!rollup) {
-    Warn("Pss left out of a sample: " + rollup.error().message);
+    Warn("Pss is left out of a sample: " + rollup.error().message);
     return std::nullopt;
   }
   return rollup->pss_bytes;
@@ -349,14 +383,16 @@ std::optional<int64_t> ProcessSampler::ReadCgroupMemory() {
     const std::string cgroup_file = ProcPath(pid_, "cgroup");
     auto text = reader_.ReadFile(cgroup_file);
     if (!text) {
-      Warn("cgroup memory not measured: " + text.error().message);
-      cgroup_resolved_ = text.error().code == ErrorCode::kNotFound;  // otherwise try again next time
+      Warn("cgroup memory is not measured: " + text.error().message);
+      cgroup_resolved_ =
+          text.error().code == ErrorCode::kNotFound;  // otherwise try again next time
       return std::nullopt;
     }
     auto path = ParseCgroupV2Path(*text, cgroup_file);
     if (!path) {
-      if (path.error().code != ErrorCode::kNotFound) {  // kNotFound: only cgroup v1, nothing to read
-        Warn("cgroup memory not measured: " + path.error().message);
+      if (path.error().code !=
+          ErrorCode::kNotFound) {  // kNotFound: only cgroup v1, nothing to read
+        Warn("cgroup memory is not measured: " + path.error().message);
       }
       return std::nullopt;
     }
@@ -368,14 +404,14 @@ std::optional<int64_t> ProcessSampler::ReadCgroupMemory() {
       auto current = reader_.ReadFile(candidate);
       if (!current) {
         if (current.error().code != ErrorCode::kNotFound) {
-          Warn("cgroup memory not measured: " + current.error().message);
+          Warn("cgroup memory is not measured: " + current.error().message);
           cgroup_resolved_ = false;  // try again next time
         }
         continue;
       }
       auto bytes = ParseMemoryCurrent(*current, candidate);
       if (!bytes) {
-        Warn("cgroup memory not measured: " + bytes.error().message);
+        Warn("cgroup memory is not measured: " + bytes.error().message);
         continue;
       }
       cgroup_memory_path_ = candidate;
@@ -393,7 +429,7 @@ std::optional<int64_t> ProcessSampler::ReadCgroupMemory() {
   }
   auto bytes = ParseMemoryCurrent(*current, *cgroup_memory_path_);
   if (!bytes) {
-    Warn("cgroup memory left out of a sample: " + bytes.error().message);
+    Warn("cgroup memory is left out of a sample: " + bytes.error().message);
     return std::nullopt;
   }
   return *bytes;
@@ -412,8 +448,9 @@ Result<void> ProcessSampler::ResetPeak() {
     }
     reset_error_ = Error{written.error().code, "cannot reset the peak RSS (VmHWM) of process " +
                                                    pid_text + ": " + written.error().message};
-    Warn("VmHWM of process " + pid_text + " was not reset (" + written.error().message +
-         "): the peak RSS of each run is the peak since the process started");
+    Warn("VmHWM of process " + pid_text +
+         " was not reset, so the peak RSS of each run is the peak since the process started: " +
+         written.error().message);
     return std::unexpected(*reset_error_);
   }
   if (options_.include_children) {
@@ -473,9 +510,9 @@ std::vector<ThreadCpu> ThreadCpuPercent(const Sample& earlier, const Sample& lat
   result.reserve(later.threads.size());
   for (const ThreadSample& thread : later.threads) {
     auto it = before.find(thread.tid);
-    const double used =
-        std::max(0.0, thread.cpu_seconds - (it == before.end() ? 0.0 : it->second));
-    result.push_back(ThreadCpu{thread.tid, thread.name, used, wall > 0 ? 100.0 * used / wall : 0.0});
+    const double used = std::max(0.0, thread.cpu_seconds - (it == before.end() ? 0.0 : it->second));
+    result.push_back(
+        ThreadCpu{thread.tid, thread.name, used, wall > 0 ? 100.0 * used / wall : 0.0});
   }
   std::sort(result.begin(), result.end(), [](const ThreadCpu& a, const ThreadCpu& b) {
     if (a.cpu_seconds != b.cpu_seconds) return a.cpu_seconds > b.cpu_seconds;

@@ -1,6 +1,6 @@
 // Parsers of /proc text, table-driven on text captured from a Linux 6.x machine (Debian 12 user
-// space, cgroup v1/v2 hybrid). Where a case stands for another kernel, the captured text was trimmed
-// the way that kernel prints it, and the case says so.
+// space, cgroup v1/v2 hybrid). Where a case stands for another kernel, the captured text was
+// trimmed the way that kernel prints it, and the case says so.
 #include "harness/proc_parser.h"
 
 #include <gmock/gmock.h>
@@ -124,7 +124,8 @@ constexpr char kNetTcp[] =
     "222422 1 00000000ab46294c 20 0 0 10 -1                    \n"
     "  33: 0100007F:C174 0100007F:EDAD 01 00000000:00000000 00:00000000 00000000     0        0 "
     "222421 2 0000000048499e87 20 0 0 10 -1                    \n"
-    "   2: 0100007F:B9A1 0100007F:94BC 06 00000000:00000000 03:00000000 00000000     0        0 0 3 "
+    "   2: 0100007F:B9A1 0100007F:94BC 06 00000000:00000000 03:00000000 00000000     0        0 0 "
+    "3 "
     "000000007dd7914d                                      \n";
 
 // /proc/self/net/tcp6: a listener on [::1]:33761 and both ends of a connection to it.
@@ -136,7 +137,8 @@ constexpr char kNetTcp6[] =
     "   1: 00000000000000000000000001000000:A2B8 00000000000000000000000001000000:83E1 01 "
     "00000000:00000000 00:00000000 00000000     0        0 222383 2 000000000a0c876c 20 0 0 10 -1\n"
     "   2: 00000000000000000000000001000000:83E1 00000000000000000000000001000000:A2B8 01 "
-    "00000000:00000000 00:00000000 00000000     0        0 222384 1 00000000ddf45816 20 0 0 10 -1\n";
+    "00000000:00000000 00:00000000 00000000     0        0 222384 1 00000000ddf45816 20 0 0 10 "
+    "-1\n";
 
 // /proc/self/net/udp: one unconnected socket bound to 127.0.0.1:41708.
 constexpr char kNetUdp[] =
@@ -186,18 +188,25 @@ TEST_P(ParseStatTest, ReadsFieldsAfterTheLastParenthesis) {
 
 INSTANTIATE_TEST_SUITE_P(
     Captured, ParseStatTest,
-    ::testing::Values(
-        StatCase{"cat", kCatStat,
-                 {27195, "cat", 'R', 27193, 27193, 25268, 0, 0, 0, 0, 1, 370330, 3133440, 382}},
-        StatCase{"parenthesized_name", kParenthesizedStat,
-                 {27472, "(a) b)", 'R', 27470, 27470, 25268, 1, 2, 0, 0, 1, 371599, 14381056, 2202}},
-        StatCase{"thread_with_spaces", kThreadStat,
-                 {27473, "lg worker 1", 'S', 27470, 27470, 25268, 0, 0, 0, 0, 2, 371605, 89899008,
-                  2202}},
-        StatCase{"reaped_children", kStatWithReapedChildren,
-                 {1052, "cat", 'R', 1050, 1050, 25268, 93, 471, 532, 1135, 1, 414468, 3133440, 359}},
-        StatCase{"kernel_thread", kKernelThreadStat,
-                 {2, "kthreadd", 'S', 0, 0, 0, 0, 0, 0, 0, 1, 20, 0, 0}}),
+    ::testing::Values(StatCase{"cat",
+                               kCatStat,
+                               {27195, "cat", 'R', 27193, 27193, 25268, 0, 0, 0, 0, 1, 370330,
+                                3133440, 382}},
+                      StatCase{"parenthesized_name",
+                               kParenthesizedStat,
+                               {27472, "(a) b)", 'R', 27470, 27470, 25268, 1, 2, 0, 0, 1, 371599,
+                                14381056, 2202}},
+                      StatCase{"thread_with_spaces",
+                               kThreadStat,
+                               {27473, "lg worker 1", 'S', 27470, 27470, 25268, 0, 0, 0, 0, 2,
+                                371605, 89899008, 2202}},
+                      StatCase{"reaped_children",
+                               kStatWithReapedChildren,
+                               {1052, "cat", 'R', 1050, 1050, 25268, 93, 471, 532, 1135, 1, 414468,
+                                3133440, 359}},
+                      StatCase{"kernel_thread",
+                               kKernelThreadStat,
+                               {2, "kthreadd", 'S', 0, 0, 0, 0, 0, 0, 0, 1, 20, 0, 0}}),
     [](const ::testing::TestParamInfo<StatCase>& info) { return std::string(info.param.name); });
 
 struct MalformedCase {
@@ -247,7 +256,9 @@ INSTANTIATE_TEST_SUITE_P(
                       "field 14 (utime) is '12a', expected a decimal integer"},
         MalformedCase{"rss_not_number", CatStatWithField(24, "-"),
                       "field 24 (rss) is '-', expected a decimal integer"}),
-    [](const ::testing::TestParamInfo<MalformedCase>& info) { return std::string(info.param.name); });
+    [](const ::testing::TestParamInfo<MalformedCase>& info) {
+      return std::string(info.param.name);
+    });
 
 // ---------------------------------------------------------------------------------------------
 // status
@@ -319,7 +330,9 @@ INSTANTIATE_TEST_SUITE_P(
                       "field Threads is 'many', expected a decimal integer"},
         MalformedCase{"line_without_colon", "Name:\tcat\nVmRSS 1748 kB\n",
                       "line 2 is 'VmRSS 1748 kB', expected \"Key:\\tValue\""}),
-    [](const ::testing::TestParamInfo<MalformedCase>& info) { return std::string(info.param.name); });
+    [](const ::testing::TestParamInfo<MalformedCase>& info) {
+      return std::string(info.param.name);
+    });
 
 // ---------------------------------------------------------------------------------------------
 // smaps_rollup
@@ -402,9 +415,8 @@ TEST(ParseMemoryCurrentTest, ReadsBytes) {
   for (const char* bad : {"", "max\n", "-5\n", "12 kB\n"}) {
     auto parsed = ParseMemoryCurrent(bad, "/sys/fs/cgroup/a/memory.current");
     ASSERT_FALSE(parsed.has_value()) << bad;
-    EXPECT_THAT(parsed.error().message,
-                AllOf(StartsWith("/sys/fs/cgroup/a/memory.current: "),
-                      HasSubstr("expected a number of bytes")));
+    EXPECT_THAT(parsed.error().message, AllOf(StartsWith("/sys/fs/cgroup/a/memory.current: "),
+                                              HasSubstr("expected a number of bytes")));
   }
 }
 
@@ -524,7 +536,8 @@ TEST(ParseNetUnixTest, ReadsTypeStateAndPath) {
   EXPECT_EQ(DescribeSocket((*rows)[2]), "unix stream connected");
   EXPECT_EQ((*rows)[2].inode, 586u);
 
-  auto bad = ParseNetUnix("Num RefCount\n00000000c34c2b00: 00000003 00000000\n", "/proc/9/net/unix");
+  auto bad =
+      ParseNetUnix("Num RefCount\n00000000c34c2b00: 00000003 00000000\n", "/proc/9/net/unix");
   ASSERT_FALSE(bad.has_value());
   EXPECT_THAT(bad.error().message,
               AllOf(StartsWith("/proc/9/net/unix: line 2 "), HasSubstr("expected \"Num RefCount")));

@@ -1,9 +1,12 @@
-// ProcessSampler on a hand-built /proc (FakeProcReader, FakeClock) and on the real /proc of this test
-// process and of children it forks; the heap sources (tcmalloc in a child run with LD_PRELOAD, a
-// Prometheus endpoint served by a real httplib server); the real clock and reader.
+// ProcessSampler on a hand-built /proc (FakeProcReader, FakeClock) and on the real /proc of this
+// test process and of children it forks; the heap sources (tcmalloc in a child run with LD_PRELOAD,
+// a Prometheus endpoint served by a real httplib server); the real clock and reader.
 #include "harness/process_sampler.h"
 
 #include <arpa/inet.h>
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+#include <httplib.h>
 #include <netinet/in.h>
 #include <pthread.h>
 #include <signal.h>
@@ -24,10 +27,6 @@
 #include <string>
 #include <thread>
 #include <vector>
-
-#include <gmock/gmock.h>
-#include <gtest/gtest.h>
-#include <httplib.h>
 
 #include "harness/clock.h"
 #include "harness/heap_source.h"
@@ -90,10 +89,12 @@ struct FakeProcess {
   // Shaped like the captured `cat /proc/self/stat` of proc_parser_test.cc.
   std::string StatText(int64_t id, const std::string& name, int64_t utime, int64_t stime) const {
     std::ostringstream out;
-    out << id << " (" << name << ") " << state << " " << ppid << " " << ppid << " 25268 0 -1 4194304 "
+    out << id << " (" << name << ") " << state << " " << ppid << " " << ppid
+        << " 25268 0 -1 4194304 "
         << "100 0 0 0 " << utime << " " << stime << " " << cutime_ticks << " " << cstime_ticks
         << " 20 0 " << threads.size() << " 0 " << starttime_ticks << " 3133440 382 "
-        << "18446744073709551615 94096338477056 94096338496937 140723864585424 0 0 0 0 0 0 0 0 0 17 "
+        << "18446744073709551615 94096338477056 94096338496937 140723864585424 0 0 0 0 0 0 0 0 0 "
+           "17 "
         << "0 0 0 0 0 0\n";
     return out.str();
   }
@@ -120,8 +121,8 @@ struct FakeProcess {
     fs.SetDir(base + "/fd", fd_names);  // may be empty: a process can close every fd
     for (const FakeThread& thread : threads) {
       const std::string task = base + "/task/" + std::to_string(thread.tid);
-      fs.SetFile(task + "/stat", StatText(thread.tid, thread.name, thread.utime_ticks,
-                                          thread.stime_ticks));
+      fs.SetFile(task + "/stat",
+                 StatText(thread.tid, thread.name, thread.utime_ticks, thread.stime_ticks));
       fs.SetFile(task + "/comm", thread.name + "\n");
       if (children_files) {
         std::string children;
@@ -228,7 +229,7 @@ TEST_F(FakeProcTest, KernelWithoutSmapsRollupWarnsOnceAndStopsAsking) {
   EXPECT_EQ(rollup_reads, 1);
   ASSERT_EQ(sampler.warnings().size(), 1u);
   EXPECT_THAT(sampler.warnings()[0],
-              AllOf(HasSubstr("Pss not measured"), HasSubstr("/proc/4242/smaps_rollup")));
+              AllOf(HasSubstr("Pss is not measured"), HasSubstr("/proc/4242/smaps_rollup")));
 }
 
 TEST_F(FakeProcTest, ThreadThatVanishedMidListingIsSkippedSilently) {
@@ -332,8 +333,8 @@ TEST_F(FakeProcTest, KernelThreadHasNoMemoryToMeasure) {
   auto sample = ProcessSampler(2, fs_, clock_).Take();
   ASSERT_FALSE(sample.has_value());
   EXPECT_EQ(sample.error().code, ErrorCode::kFailedPrecondition);
-  EXPECT_THAT(sample.error().message, AllOf(HasSubstr("/proc/2/status has no VmRSS"),
-                                            HasSubstr("kthreadd")));
+  EXPECT_THAT(sample.error().message,
+              AllOf(HasSubstr("/proc/2/status has no VmRSS"), HasSubstr("kthreadd")));
 }
 
 TEST_F(FakeProcTest, MalformedStatIsAParseErrorNamingThePath) {
@@ -375,9 +376,8 @@ TEST_F(FakeProcTest, EachReadThatFailsDegradesTheSampleOrFailsItWithThePath) {
   for (size_t n = 0; n < paths.size(); ++n) {
     const std::string& path = paths[n];
     SCOPED_TRACE("read " + std::to_string(n) + " fails: " + path);
-    FailingProcReader failing(fs_, [n](int64_t call, const std::string&) {
-      return call == static_cast<int64_t>(n);
-    });
+    FailingProcReader failing(
+        fs_, [n](int64_t call, const std::string&) { return call == static_cast<int64_t>(n); });
     ProcessSampler sampler(kPid, failing, clock_, options);
     auto sample = sampler.Take();
     if (path == "/proc/4242/stat" || path == "/proc/4242/status") {
@@ -428,13 +428,14 @@ TEST_F(FakeProcTest, RefusedResetIsRememberedAndExplained) {
     auto reset = sampler.ResetPeak();
     ASSERT_FALSE(reset.has_value());
     EXPECT_EQ(reset.error().code, ErrorCode::kPermissionDenied);
-    EXPECT_THAT(reset.error().message, HasSubstr("cannot reset the peak RSS (VmHWM) of process 4242"));
+    EXPECT_THAT(reset.error().message,
+                HasSubstr("cannot reset the peak RSS (VmHWM) of process 4242"));
   }
   EXPECT_EQ(attempts, 1);
   EXPECT_FALSE(sampler.peak_reset_supported());
   ASSERT_EQ(sampler.warnings().size(), 1u);
-  EXPECT_THAT(sampler.warnings()[0],
-              AllOf(HasSubstr("VmHWM of process 4242 was not reset"), HasSubstr("Permission denied")));
+  EXPECT_THAT(sampler.warnings()[0], AllOf(HasSubstr("VmHWM of process 4242 was not reset"),
+                                           HasSubstr("Permission denied")));
 }
 
 TEST_F(FakeProcTest, ResetPeakOfAnExitedProcessIsNotFoundAndNotAnUnsupportedKernel) {
@@ -473,7 +474,7 @@ TEST_F(FakeProcTest, ReadsCgroupV2MemoryWhereTheHierarchyHasIt) {
 
 TEST_F(FakeProcTest, IncludesDescendantsFromChildrenFiles) {
   FakeProcess service = ServiceProcess();
-  service.cutime_ticks = 40;  // children reaped earlier
+  service.cutime_ticks = 40;             // children reaped earlier
   service.threads[2].children = {5000};  // forked by thread 4243
   service.Install(fs_);
   FakeProcess child;
@@ -510,13 +511,14 @@ TEST_F(FakeProcTest, IncludesDescendantsFromChildrenFiles) {
               ElementsAre(Pair(5000, child.fds), Pair(5001, grandchild.fds)));
   std::vector<std::string> names;
   for (const ThreadSample& thread : sample->threads) names.push_back(thread.name);
-  EXPECT_THAT(names, ElementsAre("backtest_server", "http worker 1", "exchange hb", "worker", "sleep"));
+  EXPECT_THAT(names,
+              ElementsAre("backtest_server", "http worker 1", "exchange hb", "worker", "sleep"));
 
   // The reset of the peak reaches the descendants too.
   ASSERT_TRUE(sampler.ResetPeak().has_value());
-  EXPECT_THAT(fs_.writes(), ElementsAre(Pair("/proc/4242/clear_refs", "5"),
-                                        Pair("/proc/5000/clear_refs", "5"),
-                                        Pair("/proc/5001/clear_refs", "5")));
+  EXPECT_THAT(fs_.writes(),
+              ElementsAre(Pair("/proc/4242/clear_refs", "5"), Pair("/proc/5000/clear_refs", "5"),
+                          Pair("/proc/5001/clear_refs", "5")));
 
   // Without the option, the same tree is the process alone.
   auto alone = ProcessSampler(kPid, fs_, clock_).Take();
@@ -582,6 +584,14 @@ TEST_F(FakeProcTest, HeapStatisticsComeFromTheHeapSourceAndItsFailureIsAWarning)
   ASSERT_TRUE(degraded.has_value()) << degraded.error().ToString();
   EXPECT_FALSE(degraded->heap.has_value());
   EXPECT_THAT(Joined(sampler.warnings()), HasSubstr("GET http://127.0.0.1:1/metrics failed"));
+
+  // A source without numbers: no heap in the sample, and its reason among the sampler's warnings.
+  InProcessTcmallocHeap absent(nullptr);
+  ProcessSampler without(kPid, fs_, clock_, SamplerOptions{.heap_source = &absent});
+  auto no_heap = without.Take();
+  ASSERT_TRUE(no_heap.has_value()) << no_heap.error().ToString();
+  EXPECT_FALSE(no_heap->heap.has_value());
+  EXPECT_THAT(Joined(without.warnings()), HasSubstr("tcmalloc is not this process's allocator"));
 }
 
 TEST_F(FakeProcTest, DescribesSocketsByInode) {
@@ -599,9 +609,10 @@ TEST_F(FakeProcTest, DescribesSocketsByInode) {
   ProcessSampler sampler(kPid, fs_, clock_);
   auto sockets = sampler.DescribeSockets();
   ASSERT_TRUE(sockets.has_value()) << sockets.error().ToString();
-  EXPECT_THAT(*sockets, ElementsAre(Pair(9100, "unix stream unconnected /run/backtest.sock"),
-                                    Pair(222420, "tcp 127.0.0.1:60845 LISTEN"),
-                                    Pair(222422, "tcp 127.0.0.1:60845 -> 127.0.0.1:49524 ESTABLISHED")));
+  EXPECT_THAT(*sockets,
+              ElementsAre(Pair(9100, "unix stream unconnected /run/backtest.sock"),
+                          Pair(222420, "tcp 127.0.0.1:60845 LISTEN"),
+                          Pair(222422, "tcp 127.0.0.1:60845 -> 127.0.0.1:49524 ESTABLISHED")));
 
   fs_.Remove("/proc/4242");
   auto gone = sampler.DescribeSockets();
@@ -630,8 +641,10 @@ TEST(CpuPercentTest, IsCpuTimeOverWallTimeInPercentOfOneCore) {
 }
 
 TEST(CpuPercentTest, ThreadsAreMatchedByTidAndTheBusiestComesFirst) {
-  const Sample before = At(100, 3.0, {{10, "main", 1.0}, {11, "exchange hb", 1.0}, {12, "gone", 1.0}});
-  const Sample after = At(104, 5.0, {{10, "main", 1.2}, {11, "exchange hb", 3.0}, {13, "new", 0.4}});
+  const Sample before =
+      At(100, 3.0, {{10, "main", 1.0}, {11, "exchange hb", 1.0}, {12, "gone", 1.0}});
+  const Sample after =
+      At(104, 5.0, {{10, "main", 1.2}, {11, "exchange hb", 3.0}, {13, "new", 0.4}});
   const std::vector<ThreadCpu> threads = ThreadCpuPercent(before, after);
   ASSERT_EQ(threads.size(), 3u);
   EXPECT_EQ(threads[0].tid, 11);
@@ -859,7 +872,8 @@ TEST_F(RealProcTest, AnotherUsersProcessIsSampledWithoutWhatTheKernelRefuses) {
   ::close(report_pipe[1]);
   std::string report;
   char buffer[1024];
-  for (ssize_t n; (n = ::read(report_pipe[0], buffer, sizeof(buffer))) > 0;) report.append(buffer, n);
+  for (ssize_t n; (n = ::read(report_pipe[0], buffer, sizeof(buffer))) > 0;)
+    report.append(buffer, n);
   ::close(report_pipe[0]);
   int status = 0;
   ::waitpid(observer, &status, 0);
@@ -867,11 +881,12 @@ TEST_F(RealProcTest, AnotherUsersProcessIsSampledWithoutWhatTheKernelRefuses) {
   ::waitpid(target, nullptr, 0);
   ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << "observer status " << status;
 
-  EXPECT_THAT(report, StartsWith("sample ok; rss >0; pss absent; unavailable fds; reset "
-                                 "permission_denied: cannot reset the peak RSS (VmHWM) of process " +
-                                 std::to_string(target)));
+  EXPECT_THAT(report,
+              StartsWith("sample ok; rss >0; pss absent; unavailable fds; reset "
+                         "permission_denied: cannot reset the peak RSS (VmHWM) of process " +
+                         std::to_string(target)));
   EXPECT_THAT(report, HasSubstr("cannot list /proc/" + std::to_string(target) + "/fd"));
-  EXPECT_THAT(report, HasSubstr("Pss not measured"));
+  EXPECT_THAT(report, HasSubstr("Pss is not measured"));
   EXPECT_THAT(report, HasSubstr("VmHWM of process " + std::to_string(target) + " was not reset"));
 }
 
@@ -997,8 +1012,8 @@ TEST(InProcessTcmallocHeapTest, ReadsAllocatedAndCachedBytesOfAPreloadedProcess)
   const char* tcmalloc = "/usr/lib/x86_64-linux-gnu/libtcmalloc.so.4";
   if (!std::filesystem::exists(tcmalloc)) GTEST_SKIP() << tcmalloc << " is not installed";
   const std::string self = std::filesystem::read_symlink("/proc/self/exe");
-  const std::string command = std::string(kTcmallocProbeEnv) + "=1 LD_PRELOAD=" + tcmalloc + " " +
-                              self + " 2>&1";
+  const std::string command =
+      std::string(kTcmallocProbeEnv) + "=1 LD_PRELOAD=" + tcmalloc + " " + self + " 2>&1";
   FILE* pipe = ::popen(command.c_str(), "r");
   ASSERT_NE(pipe, nullptr);
   char line[512] = {};
@@ -1019,12 +1034,11 @@ TEST(InProcessTcmallocHeapTest, ReadsAllocatedAndCachedBytesOfAPreloadedProcess)
 int fake_property_calls = 0;
 int FakeTcmallocProperty(const char* property, size_t* value) {
   ++fake_property_calls;
-  const std::map<std::string, size_t> known = {
-      {"generic.current_allocated_bytes", 7000},
-      {"tcmalloc.pageheap_free_bytes", 100},
-      {"tcmalloc.central_cache_free_bytes", 20},
-      {"tcmalloc.transfer_cache_free_bytes", 3},
-      {"tcmalloc.thread_cache_free_bytes", 400}};
+  const std::map<std::string, size_t> known = {{"generic.current_allocated_bytes", 7000},
+                                               {"tcmalloc.pageheap_free_bytes", 100},
+                                               {"tcmalloc.central_cache_free_bytes", 20},
+                                               {"tcmalloc.transfer_cache_free_bytes", 3},
+                                               {"tcmalloc.thread_cache_free_bytes", 400}};
   auto it = known.find(property);
   if (it == known.end()) return 0;
   *value = it->second;
@@ -1058,7 +1072,8 @@ TEST(FindPrometheusValueTest, FindsTheNamedSample) {
       "# TYPE backtest_heap_allocated_bytes gauge\n"
       "backtest_heap_allocated_bytes_total 1\n"
       "backtest_heap_allocated_bytes 1.2345e+06\n"
-      "backtest_heap_pageheap_free_bytes{allocator=\"tcmalloc\",note=\"a } b\"} 4096 1700000000000\n"
+      "backtest_heap_pageheap_free_bytes{allocator=\"tcmalloc\",note=\"a } b\"} 4096 "
+      "1700000000000\n"
       "backtest_sessions 3\n";
   EXPECT_EQ(*FindPrometheusValue(text, "backtest_heap_allocated_bytes"), 1234500.0);
   EXPECT_EQ(*FindPrometheusValue(text, "backtest_heap_pageheap_free_bytes"), 4096.0);
@@ -1119,12 +1134,14 @@ class MetricsServer {
 
 TEST(PrometheusMetricsHeapTest, ReadsTheAllocatedAndCachedGauges) {
   MetricsServer server;
-  server.Serve(200,
-               "# TYPE backtest_heap_allocated_bytes gauge\nbacktest_heap_allocated_bytes 8388608\n"
-               "backtest_heap_pageheap_free_bytes 1048576\nbacktest_heap_thread_cache_bytes 4096\n");
-  auto heap = PrometheusMetricsHeap::Create(
-      {.url = server.url(),
-       .cached_metrics = {"backtest_heap_pageheap_free_bytes", "backtest_heap_thread_cache_bytes"}});
+  server.Serve(
+      200,
+      "# TYPE backtest_heap_allocated_bytes gauge\nbacktest_heap_allocated_bytes 8388608\n"
+      "backtest_heap_pageheap_free_bytes 1048576\nbacktest_heap_thread_cache_bytes 4096\n");
+  auto heap =
+      PrometheusMetricsHeap::Create({.url = server.url(),
+                                     .cached_metrics = {"backtest_heap_pageheap_free_bytes",
+                                                        "backtest_heap_thread_cache_bytes"}});
   ASSERT_TRUE(heap.has_value()) << heap.error().ToString();
   for (int i = 0; i < 3; ++i) {
     auto sample = (*heap)->Read();
@@ -1140,8 +1157,9 @@ TEST(PrometheusMetricsHeapTest, ReadsTheAllocatedAndCachedGauges) {
 
 TEST(PrometheusMetricsHeapTest, AbsentMetricIsNoNumberWithAWarning) {
   MetricsServer server;
-  server.Serve(200, "# backtest_heap_* omitted: tcmalloc is not this process's allocator\n"
-                    "backtest_process_resident_bytes 123\n");
+  server.Serve(200,
+               "# backtest_heap_* omitted: tcmalloc is not this process's allocator\n"
+               "backtest_process_resident_bytes 123\n");
   auto heap = PrometheusMetricsHeap::Create({.url = server.url()});
   ASSERT_TRUE(heap.has_value());
   auto sample = (*heap)->Read();
@@ -1201,8 +1219,8 @@ TEST(PrometheusMetricsHeapTest, RejectsUrlsItCannotFetch) {
     EXPECT_EQ(heap.error().code, ErrorCode::kInvalidArgument);
     EXPECT_THAT(heap.error().message, AllOf(HasSubstr(url), HasSubstr("expected")));
   }
-  auto unnamed = PrometheusMetricsHeap::Create({.url = "http://127.0.0.1:9/metrics",
-                                                .allocated_metric = ""});
+  auto unnamed =
+      PrometheusMetricsHeap::Create({.url = "http://127.0.0.1:9/metrics", .allocated_metric = ""});
   ASSERT_FALSE(unnamed.has_value());
   EXPECT_THAT(unnamed.error().message, HasSubstr("metric name is empty"));
 }

@@ -4,6 +4,7 @@
 //   - the reference service itself (bin/backtest_server, idle, --faults none) when it is built.
 // The budget is 300 us per full sample of the reference service. Pss (smaps_rollup) is
 // measured apart, since the sampler reads it only every Nth sample.
+#include <benchmark/benchmark.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/prctl.h>
@@ -18,8 +19,6 @@
 #include <string>
 #include <thread>
 #include <vector>
-
-#include <benchmark/benchmark.h>
 
 #include "harness/clock.h"
 #include "harness/proc_reader.h"
@@ -59,8 +58,12 @@ constexpr int kServiceFds = 50;
   while (open_fds + 2 <= kServiceFds) {
     int pair[2];
     switch (open_fds % 3) {
-      case 0: ::socketpair(AF_UNIX, SOCK_STREAM, 0, pair); break;
-      case 1: ::pipe(pair); break;
+      case 0:
+        ::socketpair(AF_UNIX, SOCK_STREAM, 0, pair);
+        break;
+      case 1:
+        ::pipe(pair);
+        break;
       default:
         pair[0] = ::open("/dev/null", O_RDONLY);
         pair[1] = ::open("/proc/self/exe", O_RDONLY);
@@ -100,9 +103,22 @@ ChildProcess& ServiceShapedChild() {
   return child;
 }
 
-// bin/backtest_server, idle; `process` is null and `skip_reason` says why when it cannot be started.
+// bin/backtest_server, idle; `process` is null and `skip_reason` says why when it cannot be
+// started. Its database files are removed once it has been stopped.
 struct ReferenceService {
+  ReferenceService() = default;
+  ReferenceService(ReferenceService&&) = default;
+  ~ReferenceService() {
+    process.reset();
+    if (db.empty()) return;
+    for (const char* suffix : {"", "-wal", "-shm", "-journal"}) {
+      std::error_code ignored;
+      std::filesystem::remove(db + suffix, ignored);
+    }
+  }
+
   std::unique_ptr<ChildProcess> process;
+  std::string db;
   std::string skip_reason;
 };
 
@@ -114,14 +130,17 @@ ReferenceService& StartReferenceService() {
       result.skip_reason = binary + " is not built (cmake --build BUILD --target backtest_server)";
       return result;
     }
-    const std::string db = std::filesystem::temp_directory_path() /
-                           ("leakgate_sampler_benchmark_" + std::to_string(::getpid()) + ".db");
+    result.db = std::filesystem::temp_directory_path() /
+                ("leakgate_sampler_benchmark_" + std::to_string(::getpid()) + ".db");
+    const std::string& db = result.db;
     int out[2];
     if (::pipe(out) != 0) std::abort();
     const pid_t pid = ::fork();
     if (pid == 0) {
       ::prctl(PR_SET_PDEATHSIG, SIGKILL);
       ::dup2(out[1], STDOUT_FILENO);
+      const int null_fd = ::open("/dev/null", O_WRONLY);
+      ::dup2(null_fd, STDERR_FILENO);  // its log lines would interleave with the figures
       ::close(out[0]);
       ::close(out[1]);
       ::execl(binary.c_str(), binary.c_str(), "--host", "127.0.0.1", "--port", "0", "--db",
@@ -138,7 +157,6 @@ ReferenceService& StartReferenceService() {
       result.skip_reason = "backtest_server did not start (first line: '" + line + "')";
       result.process.reset();
     }
-    std::filesystem::remove(db);
     return result;
   }();
   return service;

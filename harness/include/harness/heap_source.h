@@ -1,16 +1,16 @@
-// Sources of exact heap statistics (bytes in use, bytes the allocator caches) for a target, behind one
-// small interface in the manner of Google Benchmark's MemoryManager, so that the sampler and the
-// runner do not care where the numbers come from:
+// Sources of exact heap statistics (bytes in use, bytes the allocator caches) for a target, behind
+// one small interface in the manner of Google Benchmark's MemoryManager, so that the sampler and
+// the runner do not care where the numbers come from:
 //   - InProcessTcmallocHeap: this process's tcmalloc, through MallocExtension_GetNumericProperty;
 //   - PrometheusMetricsHeap: gauges a target exports on an HTTP /metrics endpoint (text format);
 //   - NoHeap: a target without heap statistics.
-// A source for a spawned target run with LD_PRELOAD of tcmalloc and HEAPPROFILE/HEAPPROFILESIGNAL
-// (in-use totals of a gperftools heap profile, HeapSample::source "heap-profile") implements the same
-// interface; nothing else needs to change to add it.
+// Other sources implement the same interface, e.g. HeapProfileSource (heap_profile_source.h): the
+// in-use totals of gperftools heap profiles dumped by a target run with tcmalloc preloaded.
 //
-// A source never invents a number: when it has none it answers std::nullopt and warnings() says why.
-// Each object is used by one thread at a time (warnings() may be called from any thread). Sources own
-// no target; PrometheusMetricsHeap opens one short HTTP connection per Read() and keeps none.
+// A source never invents a number: when it has none it answers std::nullopt and warnings() says
+// why. Each object is used by one thread at a time (warnings() may be called from any thread).
+// Sources own no target; PrometheusMetricsHeap opens one short HTTP connection per Read() and keeps
+// none.
 #ifndef LEAKGATE_HARNESS_HEAP_SOURCE_H_
 #define LEAKGATE_HARNESS_HEAP_SOURCE_H_
 
@@ -34,8 +34,8 @@ class HeapSource {
 
   // Success: the current statistics, or std::nullopt when this source has none to give (tcmalloc is
   // not the allocator, the metric is not exported); warnings() then says why. Failure: the source
-  // could not be asked or its answer was not understood (kUnavailable when the target did not answer,
-  // kParse for a malformed value); the message names the URL or property.
+  // could not be asked or its answer was not understood (kUnavailable when the target did not
+  // answer, kParse for a malformed value); the message names the URL or property.
   virtual Result<std::optional<HeapSample>> Read() = 0;
 
   // A short name for reports: "tcmalloc", "prometheus", "none".
@@ -70,7 +70,8 @@ class InProcessTcmallocHeap : public HeapSource {
   explicit InProcessTcmallocHeap(NumericPropertyFn get_property);
 
   bool available() const { return get_property_ != nullptr; }
-  // nullopt (with a warning) when tcmalloc is absent or does not know generic.current_allocated_bytes.
+  // nullopt (with a warning) when tcmalloc is absent or does not know
+  // generic.current_allocated_bytes.
   Result<std::optional<HeapSample>> Read() override;
   std::string_view name() const override { return "tcmalloc"; }
 
@@ -116,8 +117,8 @@ class NoHeap : public HeapSource {
 };
 
 // The value of the first sample of `metric` (with or without labels) in Prometheus text exposition
-// format; nullopt when no sample has that name. kParse (naming the metric and line) when its value is
-// not a number.
+// format; nullopt when no sample has that name. kParse (naming the metric and line) when its value
+// is not a number.
 Result<std::optional<double>> FindPrometheusValue(std::string_view text, std::string_view metric);
 
 }  // namespace leakgate::harness

@@ -1,12 +1,12 @@
 // Parsers for the text of /proc and cgroup files: /proc/PID/stat (and task/TID/stat), status,
-// smaps_rollup, cgroup, task/TID/children, net/tcp|tcp6|udp|udp6|unix, cgroup v2 memory.current, and
-// the targets of the links in /proc/PID/fd.
+// smaps_rollup, cgroup, task/TID/children, net/tcp|tcp6|udp|udp6|unix, cgroup v2 memory.current,
+// and the targets of the links in /proc/PID/fd.
 //
 // Every parser is a pure function of the text it is given, so it is tested on text captured from a
 // real machine; none touches the file system. `source` names where the text came from (normally the
 // path, e.g. "/proc/42/stat") and every error message starts with it, says which line or field was
-// wrong, and what was expected (kParse; kNotFound only where documented). Sizes that the kernel prints
-// in kB are returned in bytes (kB * 1024). Stateless and thread-safe.
+// wrong, and what was expected (kParse; kNotFound only where documented). Sizes that the kernel
+// prints in kB are returned in bytes (kB * 1024). Stateless and thread-safe.
 #ifndef LEAKGATE_HARNESS_PROC_PARSER_H_
 #define LEAKGATE_HARNESS_PROC_PARSER_H_
 
@@ -43,8 +43,8 @@ struct ProcStat {
 // ") (" itself; the numeric fields are read after that last ')'.
 Result<ProcStat> ParseStat(std::string_view text, std::string_view source);
 
-// /proc/PID/status. A field the kernel did not print (a kernel thread has no VmRSS; old kernels lack
-// RssAnon) is std::nullopt. Fails when there is no "Name:" line or a known field is malformed.
+// /proc/PID/status. A field the kernel did not print (a kernel thread has no VmRSS; old kernels
+// lack RssAnon) is std::nullopt. Fails when there is no "Name:" line or a known field is malformed.
 struct ProcStatus {
   std::string name;
   std::optional<char> state;
@@ -75,7 +75,8 @@ struct SmapsRollup {
 };
 Result<SmapsRollup> ParseSmapsRollup(std::string_view text, std::string_view source);
 
-// /proc/PID/cgroup: the path of the cgroup v2 entry, the line "0::/PATH" (e.g. "/user.slice/x.scope";
+// /proc/PID/cgroup: the path of the cgroup v2 entry, the line "0::/PATH" (e.g.
+// "/user.slice/x.scope";
 // "/" for the root). kNotFound when the process is only in cgroup v1 hierarchies.
 Result<std::string> ParseCgroupV2Path(std::string_view text, std::string_view source);
 
@@ -114,9 +115,9 @@ struct InetSocket {
   std::string protocol;        // as given to ParseNetInet: "tcp", "tcp6", "udp", "udp6"
   std::string local_address;   // "127.0.0.1:8080", "[::1]:8080"
   std::string remote_address;  // "0.0.0.0:0" when not connected
-  std::string state;           // "LISTEN", "ESTABLISHED", "TIME_WAIT", "CLOSE_WAIT", ... ("UNCONN" for udp)
+  std::string state;  // "LISTEN", "ESTABLISHED", "TIME_WAIT", "CLOSE_WAIT", ... ("UNCONN" for udp)
   int64_t uid = 0;
-  uint64_t inode = 0;          // matches "socket:[INODE]" in /proc/PID/fd; 0 for TIME_WAIT rows
+  uint64_t inode = 0;  // matches "socket:[INODE]" in /proc/PID/fd; 0 for TIME_WAIT rows
 };
 Result<std::vector<InetSocket>> ParseNetInet(std::string_view text, std::string_view protocol,
                                              std::string_view source);

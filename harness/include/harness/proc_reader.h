@@ -2,7 +2,10 @@
 // every parser is a pure function of captured text and tests can make the Nth read fail.
 //
 // Paths are absolute ("/proc/1234/status"). `ProcReader::Real()` reads the real file system and is
-// thread-safe. Fakes are provided for tests: `FakeProcReader` serves a map of path -> text (and links,
+// thread-safe. To make a sample several times cheaper it keeps the files and directories it reads
+// under /proc/PID and /sys open (a bounded number, least recently used closed first) and reads them
+// again from the start; a kept file of a process that has gone is closed at its next read. In a
+// process that samples itself those files are among its own fds. Fakes are provided for tests: `FakeProcReader` serves a map of path -> text (and links,
 // and directory listings); `FailingProcReader` wraps another reader and fails chosen reads.
 #ifndef LEAKGATE_HARNESS_PROC_READER_H_
 #define LEAKGATE_HARNESS_PROC_READER_H_

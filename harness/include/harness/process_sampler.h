@@ -1,16 +1,16 @@
-// ProcessSampler takes timestamped Samples of one process (and, when asked, of its descendants) from
-// /proc: CPU time of the process and of each named thread, RSS split into anon and file, VmHWM, open
-// fds resolved to their targets, sockets, Pss (less often), cgroup v2 memory.current, and heap
-// statistics from an optional HeapSource. It also resets the peak RSS between runs (clear_refs).
-// Helpers compute CPU percent of the process and of each thread between two samples.
+// ProcessSampler takes timestamped Samples of one process (and, when asked, of its descendants)
+// from /proc: CPU time of the process and of each named thread, RSS split into anon and file,
+// VmHWM, open fds resolved to their targets, sockets, Pss (less often), cgroup v2 memory.current,
+// and heap statistics from an optional HeapSource. It also resets the peak RSS between runs
+// (clear_refs). Helpers compute CPU percent of the process and of each thread between two samples.
 //
-// The sampler only records; judging drift is elsewhere. It reads through a ProcReader and timestamps
-// with a Clock, both borrowed (they, and any HeapSource in the options, must outlive it). A part that
-// cannot be read (fds of a process whose fd directory is unreadable, a thread that vanished mid-way,
-// Pss on a kernel without smaps_rollup) degrades the sample instead of failing it: the part is listed
-// in Sample::unavailable and explained once in warnings(). Only an unreadable stat or status fails
-// Take(), and a process that is gone fails it with kNotFound. One sampler is used by one thread at a
-// time; separate samplers are independent.
+// The sampler only records; judging drift is elsewhere. It reads through a ProcReader and
+// timestamps with a Clock, both borrowed (they, and any HeapSource in the options, must outlive
+// it). A part that cannot be read (fds of a process whose fd directory is unreadable, a thread that
+// vanished mid-way, Pss on a kernel without smaps_rollup) degrades the sample instead of failing
+// it: the part is listed in Sample::unavailable and explained once in warnings(). Only an
+// unreadable stat or status fails Take(), and a process that is gone fails it with kNotFound. One
+// sampler is used by one thread at a time; separate samplers are independent.
 #ifndef LEAKGATE_HARNESS_PROCESS_SAMPLER_H_
 #define LEAKGATE_HARNESS_PROCESS_SAMPLER_H_
 
@@ -77,14 +77,13 @@ class ProcessSampler {
  private:
   struct ProcessReading;
 
-  Result<ProcessReading> ReadProcess(int64_t pid, bool is_target, Sample& sample);
-  Result<void> ReadFds(int64_t pid, std::map<int, std::string>& fds, int64_t& sockets,
-                       Sample& sample);
-  void ReadThreads(int64_t pid, const std::vector<std::string>& tids, Sample& sample);
+  Result<ProcessReading> ReadProcess(int64_t pid, bool is_target);
+  Result<void> ReadFds(int64_t pid, ProcessReading& reading);
+  void ReadThreads(int64_t pid, ProcessReading& reading);
   std::vector<int64_t> FindChildren(int64_t pid, const std::vector<std::string>& tids);
   std::optional<int64_t> ReadPss();
   std::optional<int64_t> ReadCgroupMemory();
-  void AddUnavailable(Sample& sample, const std::string& part);
+  static void AddUnavailable(std::vector<std::string>& parts, const std::string& part);
   void Warn(std::string message);
   std::string ProcPath(int64_t pid, std::string_view leaf) const;
   Error ProcessGone(int64_t pid, const Error& cause) const;
@@ -104,6 +103,9 @@ class ProcessSampler {
   bool children_files_supported_ = true;
   std::optional<Error> reset_error_;
   std::vector<int64_t> last_descendants_;
+  // Parent pid -> child pids of every process, built at most once per sample when the kernel has
+  // no task/TID/children files.
+  std::optional<std::map<int64_t, std::vector<int64_t>>> parent_index_;
   std::vector<std::string> warnings_;
   std::set<std::string> seen_warnings_;
 };
@@ -116,9 +118,9 @@ double CpuPercent(const Sample& earlier, const Sample& later);
 // One thread's CPU use between two samples.
 struct ThreadCpu {
   int64_t tid = 0;
-  std::string name;          // in the later sample
-  double cpu_seconds = 0;    // used between the samples
-  double cpu_percent = 0;    // of one core
+  std::string name;        // in the later sample
+  double cpu_seconds = 0;  // used between the samples
+  double cpu_percent = 0;  // of one core
 };
 
 // Per thread of `later`, matched by tid with `earlier` (a thread born in between counts all its CPU

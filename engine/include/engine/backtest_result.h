@@ -38,8 +38,9 @@ struct Statistics {
   double buy_hold_return_pct = 0;
   double max_drawdown_pct = 0;  // <= 0: -47.98 means the equity fell 47.98 % below its running peak
   double win_rate_pct = 0;      // NaN without trades
-  double profit_factor = 0;     // sum of winning returns / |sum of losing returns|; +inf without a
-                                // losing trade, NaN without trades
+  double profit_factor = 0;     // sum of winning returns / |sum of losing returns|; +inf with winning
+                                // trades and no losing one, NaN when neither (no trades, or only
+                                // zero-return trades)
   double best_trade_pct = 0;    // NaN without trades
   double worst_trade_pct = 0;   // NaN without trades
   double avg_trade_pct = 0;     // NaN without trades

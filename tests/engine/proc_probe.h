@@ -31,13 +31,13 @@ inline std::set<unsigned long> OpenSocketInodes() {
   return inodes;
 }
 
-// Open sockets of this process whose REMOTE port is `port` (client ends of connections to it), in
-// any TCP state that still has an inode. Covers IPv4 and IPv6 tables.
-inline int ClientSocketsTo(int port) {
-  const std::set<unsigned long> ours = OpenSocketInodes();
+// Of the sockets `inodes`, those whose remote port is `port`, from the TCP tables (IPv4 and IPv6) of
+// the process at `proc_dir` ("/proc/self", "/proc/1234").
+inline int SocketsWithRemotePort(const std::string& proc_dir, const std::set<unsigned long>& inodes,
+                                 int port) {
   int count = 0;
-  for (const char* table : {"/proc/self/net/tcp", "/proc/self/net/tcp6"}) {
-    std::ifstream in(table);
+  for (const char* table : {"/net/tcp", "/net/tcp6"}) {
+    std::ifstream in(proc_dir + table);
     std::string line;
     std::getline(in, line);  // header
     while (std::getline(in, line)) {
@@ -48,11 +48,17 @@ inline int ClientSocketsTo(int port) {
           timeout >> inode;
       const size_t colon = remote.rfind(':');
       if (colon == std::string::npos || inode == 0) continue;
-      if (std::stoi(remote.substr(colon + 1), nullptr, 16) == port && ours.count(inode) > 0)
+      if (std::stoi(remote.substr(colon + 1), nullptr, 16) == port && inodes.count(inode) > 0)
         ++count;
     }
   }
   return count;
+}
+
+// Open sockets of this process whose REMOTE port is `port` (client ends of connections to it), in
+// any TCP state that still has an inode. Covers IPv4 and IPv6 tables.
+inline int ClientSocketsTo(int port) {
+  return SocketsWithRemotePort("/proc/self", OpenSocketInodes(), port);
 }
 
 inline int ThreadsNamed(const std::string& name) {

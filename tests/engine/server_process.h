@@ -30,6 +30,8 @@
 #include <thread>
 #include <vector>
 
+#include "proc_probe.h"
+
 extern char** environ;
 
 namespace leakgate::engine::testing {
@@ -308,25 +310,7 @@ inline std::set<unsigned long> SocketInodes(const ProcessFds& fds) {
 
 // Sockets of the process whose remote port is `port` (its client ends of connections to it).
 inline int ClientSocketsTo(pid_t pid, int port) {
-  const std::set<unsigned long> ours = SocketInodes(ReadFds(pid));
-  int count = 0;
-  for (const char* table : {"/net/tcp", "/net/tcp6"}) {
-    std::ifstream in("/proc/" + std::to_string(pid) + table);
-    std::string line;
-    std::getline(in, line);  // header
-    while (std::getline(in, line)) {
-      std::istringstream fields(line);
-      std::string slot, local, remote, state, queues, timer, retransmits, uid, timeout;
-      unsigned long inode = 0;
-      fields >> slot >> local >> remote >> state >> queues >> timer >> retransmits >> uid >>
-          timeout >> inode;
-      const size_t colon = remote.rfind(':');
-      if (colon == std::string::npos || inode == 0) continue;
-      if (std::stoi(remote.substr(colon + 1), nullptr, 16) == port && ours.count(inode) > 0)
-        ++count;
-    }
-  }
-  return count;
+  return SocketsWithRemotePort("/proc/" + std::to_string(pid), SocketInodes(ReadFds(pid)), port);
 }
 
 struct ThreadCpu {

@@ -1,5 +1,7 @@
 #include "harness/console_table.h"
 
+#include "harness/scenario.h"
+
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
@@ -67,13 +69,7 @@ std::string Signed(double value) { return (value > 0 ? "+" : "") + HumanBytes(va
 
 }  // namespace
 
-std::string HumanBytes(double bytes) {
-  const double magnitude = std::abs(bytes);
-  if (magnitude < 1024) return Fixed(bytes, 0) + " B";
-  if (magnitude < 1024.0 * 1024) return Fixed(bytes / 1024, 1) + " KiB";
-  if (magnitude < 1024.0 * 1024 * 1024) return Fixed(bytes / (1024.0 * 1024), 1) + " MiB";
-  return Fixed(bytes / (1024.0 * 1024 * 1024), 2) + " GiB";
-}
+std::string HumanBytes(double bytes) { return FormatSize(std::llround(bytes)); }
 
 std::string VerdictLine(const GateResult& r) {
   std::string line = "verdict: " + Upper(r.verdict) + " (exit " + std::to_string(r.exit_code) + ")";

@@ -20,14 +20,6 @@
 namespace leakgate::harness {
 namespace {
 
-std::string Mib(int64_t bytes) {
-  std::ostringstream out;
-  out.setf(std::ios::fixed);
-  out.precision(1);
-  out << static_cast<double>(bytes) / (1024.0 * 1024.0) << " MiB";
-  return out.str();
-}
-
 std::string Fixed(double value, int digits) {
   std::ostringstream out;
   out.setf(std::ios::fixed);
@@ -91,7 +83,7 @@ class Gate {
     ReadHeapInto(result_.baseline);
     result_.baseline_taken = true;
     Say("baseline: CPU " + Fixed(result_.baseline.cpu_pct, 2) + " %, RSS " +
-        Mib(result_.baseline.rss_bytes) + ", fds " + std::to_string(result_.baseline.fds) +
+        FormatSize(result_.baseline.rss_bytes) + ", fds " + std::to_string(result_.baseline.fds) +
         ", threads " + std::to_string(result_.baseline.threads));
 
     const int planned = config_.warmup_runs + config_.runs;
@@ -218,8 +210,8 @@ class Gate {
     Say("run " + std::to_string(index) + "/" + std::to_string(planned) +
         (warmup ? " (warm-up)" : "") + ": " + Fixed(run.duration_s, 2) + " s, cooldown " +
         Fixed(run.cooldown_s, 1) + " s" + (run.cooldown_settled ? "" : " (not settled)") +
-        "; idle CPU " + Fixed(run.after.cpu_pct, 2) + " %, RSS " + Mib(run.after.rss_bytes) +
-        (run.after.heap_bytes ? ", heap " + Mib(*run.after.heap_bytes) : "") + ", fds " +
+        "; idle CPU " + Fixed(run.after.cpu_pct, 2) + " %, RSS " + FormatSize(run.after.rss_bytes) +
+        (run.after.heap_bytes ? ", heap " + FormatSize(*run.after.heap_bytes) : "") + ", fds " +
         std::to_string(run.after.fds) + ", threads " + std::to_string(run.after.threads));
     result_.runs.push_back(std::move(run));
     return {};

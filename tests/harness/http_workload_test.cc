@@ -357,14 +357,9 @@ TEST(HttpWorkloadTest, SlowAnswerTimesOutAsUnavailable) {
   EXPECT_LT(elapsed, 1.0);
 }
 
-TEST(HttpWorkloadTest, CancelStopsARequestInFlight) {
-  FakeJobApi api(/*done_after=*/1);
-  HttpWorkloadConfig config;
-  config.base_url = api.base_url();
-  HttpStep step = Step("GET", "/slow");
-  step.timeout_s = 30;
-  config.steps = {step};
-  HttpWorkload workload(config, PlaceholderValues{});
+// Runs `workload` once, setting its cancel flag from another thread after 100 ms; returns the run's
+// result and the seconds it took.
+std::pair<Result<WorkloadRunInfo>, double> RunCancelledAfter100Ms(Workload& workload) {
   std::atomic<bool> cancel{false};
   std::thread canceller([&] {
     std::this_thread::sleep_for(std::chrono::milliseconds(100));
@@ -374,6 +369,18 @@ TEST(HttpWorkloadTest, CancelStopsARequestInFlight) {
   auto run = workload.Run(1, cancel);
   const double elapsed = SecondsSince(start);
   canceller.join();
+  return {std::move(run), elapsed};
+}
+
+TEST(HttpWorkloadTest, CancelStopsARequestInFlight) {
+  FakeJobApi api(/*done_after=*/1);
+  HttpWorkloadConfig config;
+  config.base_url = api.base_url();
+  HttpStep step = Step("GET", "/slow");
+  step.timeout_s = 30;
+  config.steps = {step};
+  HttpWorkload workload(config, PlaceholderValues{});
+  auto [run, elapsed] = RunCancelledAfter100Ms(workload);
   ASSERT_FALSE(run);
   EXPECT_EQ(run.error().code, ErrorCode::kFailedPrecondition);
   EXPECT_THAT(run.error().message, HasSubstr("cancelled"));
@@ -386,15 +393,7 @@ TEST(HttpWorkloadTest, CancelStopsPolling) {
   config.steps[1].timeout_s = 30;
   config.steps[1].poll_interval_s = 5;
   HttpWorkload workload(config, PlaceholderValues{});
-  std::atomic<bool> cancel{false};
-  std::thread canceller([&] {
-    std::this_thread::sleep_for(std::chrono::milliseconds(100));
-    cancel = true;
-  });
-  const auto start = SteadyClock::now();
-  auto run = workload.Run(1, cancel);
-  const double elapsed = SecondsSince(start);
-  canceller.join();
+  auto [run, elapsed] = RunCancelledAfter100Ms(workload);
   ASSERT_FALSE(run);
   EXPECT_EQ(run.error().code, ErrorCode::kFailedPrecondition);
   EXPECT_LT(elapsed, 0.6);

@@ -10,7 +10,8 @@
 
 namespace leakgate::harness {
 
-// "1.5 KiB", "41.2 MiB", "512 B"; negative values keep their sign.
+// FormatSize (scenario.h) of a rounded byte count: "1.5 KiB", "41.2 MiB", "512 B"; negative values
+// keep their sign.
 std::string HumanBytes(double bytes);
 
 // The table, a line per check, what grew, and the verdict line; ends with a newline.

@@ -181,9 +181,17 @@ struct CheckResult {
 
 struct GrowthItem {
   std::string kind;    // "heap", "fd", "thread", "socket"
-  std::string site;    // fd target kind or path, thread name, "socket", "heap in use"
+  // fd: target kind or path; thread: name; socket: "tcp -> 127.0.0.1:8080" (protocol and remote
+  // end, or "unix", "socket" when unresolved); heap: the allocation site's signature.
+  std::string site;
   double per_run = 0;  // Theil-Sen slope of the site's count (or bytes) over the judged runs
   double total = 0;    // at the end minus at the reference
+  // Attribution, filled where known (empty otherwise):
+  std::string id;                     // heap: the site's short stable id
+  std::string location;               // heap: "file:line" of the site
+  std::vector<std::string> stack;     // heap: frames from the site outwards; thread: creation stack
+  std::vector<std::string> examples;  // fd/socket: what new items point at (a few, sorted)
+  std::string suppressed;             // the reason of a matching suppression
 };
 
 struct Analysis {

@@ -17,6 +17,7 @@
 #include <string_view>
 
 #include "harness/clock.h"
+#include "harness/heap_profile.h"
 #include "harness/heap_source.h"
 
 namespace leakgate::harness {
@@ -30,13 +31,6 @@ std::string FindTcmallocLibrary();
 // kNotFound when tcmalloc is not installed.
 Result<std::map<std::string, std::string>> HeapProfileEnvironment(
     const std::string& prefix, int signal, const std::map<std::string, std::string>& base = {});
-
-struct HeapProfileTotals {
-  int64_t inuse_objects = 0;
-  int64_t inuse_bytes = 0;
-  int64_t alloc_objects = 0;  // since the start of profiling
-  int64_t alloc_bytes = 0;
-};
 
 // Parses the first line of a legacy text heap profile. kParse naming `source` when it is not one.
 Result<HeapProfileTotals> ParseHeapProfileHeader(std::string_view text, std::string_view source);

@@ -1,6 +1,7 @@
 #include "harness/scenario.h"
 
 #include <arpa/inet.h>
+#include <signal.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -21,13 +22,19 @@
 #include <utility>
 
 namespace leakgate::harness {
+
+std::string_view ProfilerName(HeapProfileConfig::Profiler profiler) {
+  return profiler == HeapProfileConfig::Profiler::kAgent ? "agent" : "tcmalloc";
+}
+
 namespace {
 
 using nlohmann::json;
 
-constexpr std::array<std::string_view, 13> kTopKeys = {
-    "schema",   "name",       "description", "target",   "workload",     "runs",      "warmup_runs",
-    "max_runs", "baseline_s", "sample_hz",   "cooldown", "heap_profile", "thresholds"};
+constexpr std::array<std::string_view, 15> kTopKeys = {
+    "schema",       "name",        "description", "target",     "workload",
+    "runs",         "warmup_runs", "max_runs",    "baseline_s", "sample_hz",
+    "cooldown",     "heap_profile", "cpu_profile", "suppressions", "thresholds"};
 
 // What each load-time name means, for the message when it has no value here.
 constexpr std::array<std::pair<std::string_view, std::string_view>, 5> kKnownNames = {{
@@ -788,6 +795,59 @@ WorkloadConfig ParseWorkload(Validation& v, const json* value, const std::string
   return workload;
 }
 
+std::optional<HeapProfileConfig> ParseHeapProfile(Validation& v, const json* value,
+                                                  const std::string& path) {
+  const std::string expected =
+      "expected false, true (the agent), \"agent\", \"tcmalloc\", or an object {\"profiler\": "
+      "\"agent\"|\"tcmalloc\", \"sample\": SIZE, \"signal\": N}";
+  if (value == nullptr || (value->is_boolean() && !value->get<bool>()) || value->is_null()) {
+    return std::nullopt;
+  }
+  HeapProfileConfig config;
+  auto profiler_from = [&](const std::string& name, const std::string& where) {
+    if (name == "agent") return true;
+    if (name == "tcmalloc") {
+      config.profiler = HeapProfileConfig::Profiler::kTcmalloc;
+      return true;
+    }
+    v.Add(where, "unknown profiler " + Quote(name) + UnknownNameHint(name, {"agent", "tcmalloc"}) +
+                     "; expected \"agent\" (sampled, cheap) or \"tcmalloc\" (exact, slow)");
+    return false;
+  };
+  if (value->is_boolean()) return config;
+  if (value->is_string()) {
+    if (!profiler_from(value->get<std::string>(), path)) return std::nullopt;
+    return config;
+  }
+  if (!value->is_object()) {
+    v.Add(path, expected + ", got " + Describe(*value));
+    return std::nullopt;
+  }
+  ObjectReader r(v, *value, path, {"profiler", "sample", "signal"});
+  if (auto name = r.String("profiler", false, "\"agent\" or \"tcmalloc\"")) {
+    profiler_from(*name, r.PathOf("profiler"));
+  }
+  if (r.Has("sample")) {
+    if (config.profiler == HeapProfileConfig::Profiler::kTcmalloc) {
+      r.Error("sample", "the tcmalloc heap profiler records every allocation and takes no sample "
+                        "period; remove \"sample\" or use \"profiler\": \"agent\"");
+    } else if (r.Find("sample")->is_null()) {
+      r.Error("sample", "expected a size (one sample per SIZE allocated, e.g. \"512KiB\"; 0 "
+                        "records every allocation), got null");
+    } else {
+      config.sample_bytes = r.Size("sample", config.sample_bytes).value_or(config.sample_bytes);
+    }
+  }
+  config.signal = r.Integer("signal", config.signal, 1, 64, "a signal number");
+  if (config.signal == SIGKILL || config.signal == SIGSTOP || config.signal == SIGTERM ||
+      config.signal == SIGINT) {
+    r.Error("signal", "signal " + std::to_string(config.signal) +
+                          " stops the target; use a signal the target does not otherwise use, "
+                          "such as 12 (SIGUSR2) or 10 (SIGUSR1)");
+  }
+  return config;
+}
+
 CooldownConfig ParseCooldown(Validation& v, const json* value, const std::string& path) {
   CooldownConfig cooldown;
   if (!ExpectObject(
@@ -1380,7 +1440,17 @@ Result<Scenario> LoadScenarioFromText(std::string_view text, const std::filesyst
   scenario.baseline_s = top.Number("baseline_s", scenario.baseline_s, 0, true);
   scenario.sample_hz = top.Number("sample_hz", scenario.sample_hz, 0, true, 100.0, false);
   scenario.cooldown = ParseCooldown(v, top.Find("cooldown"), "/cooldown");
-  scenario.heap_profile = top.Bool("heap_profile", scenario.heap_profile);
+  scenario.heap_profile = ParseHeapProfile(v, top.Find("heap_profile"), "/heap_profile");
+  scenario.cpu_profile = top.Bool("cpu_profile", scenario.cpu_profile);
+  if (auto file = top.String("suppressions", false, "the path of a suppressions file")) {
+    std::filesystem::path p(*file);
+    if (p.is_relative()) p = scenario.file.parent_path() / p;
+    scenario.suppressions_file = p.lexically_normal().string();
+    if (!std::filesystem::exists(p, ec)) {
+      top.Error("suppressions", "no such file: " + scenario.suppressions_file +
+                                    " (a relative path is taken from the scenario's folder)");
+    }
+  }
   scenario.thresholds = ParseThresholds(v, top.Find("thresholds"), "/thresholds");
 
   if (!v.ok()) {

@@ -241,6 +241,25 @@ INSTANTIATE_TEST_SUITE_P(
                   [](json& d) { d["runs"] = "five"; },
                   {"/runs: expected the number of judged runs (a whole number >= 1",
                    "got a string (\"five\")"}},
+        ErrorCase{"UnknownProfiler",
+                  [](json& d) { d["heap_profile"] = "tcmallo"; },
+                  {"/heap_profile: unknown profiler \"tcmallo\"; did you mean \"tcmalloc\"?"}},
+        ErrorCase{"ProfilerSampleWithTcmalloc",
+                  [](json& d) { d["heap_profile"] = {{"profiler", "tcmalloc"}, {"sample", "1MiB"}}; },
+                  {"/heap_profile/sample: the tcmalloc heap profiler records every allocation"}},
+        ErrorCase{"ProfilerBadSample",
+                  [](json& d) { d["heap_profile"] = {{"sample", "12 parsecs"}}; },
+                  {"/heap_profile/sample: expected a size"}},
+        ErrorCase{"ProfilerStoppingSignal",
+                  [](json& d) { d["heap_profile"] = {{"signal", 15}}; },
+                  {"/heap_profile/signal: signal 15 stops the target"}},
+        ErrorCase{"HeapProfileWrongType",
+                  [](json& d) { d["heap_profile"] = 3; },
+                  {"/heap_profile: expected false, true (the agent), \"agent\", \"tcmalloc\""}},
+        ErrorCase{"MissingSuppressionsFile",
+                  [](json& d) { d["suppressions"] = "no-such.json"; },
+                  {"/suppressions: no such file:", "no-such.json",
+                   "taken from the scenario's folder"}},
         ErrorCase{"FractionalRuns",
                   [](json& d) { d["runs"] = 2.5; },
                   {"/runs:", "whole number", "got the number 2.5"}},
@@ -456,6 +475,55 @@ TEST(ScenarioOverrideTest, SetsNumbersSizesNullsNestedPathsAndArrayElements) {
   EXPECT_EQ(scenario->json["thresholds"]["rss_per_run"], "2MiB");
   EXPECT_TRUE(scenario->json["thresholds"]["fds"].is_null());
   EXPECT_EQ(scenario->json["target"]["spawn"]["argv"][6], "singleton");
+}
+
+TEST(ScenarioTest, HeapProfileFormsChooseTheProfiler) {
+  json document = DesignDocument();
+  auto scenario = LoadJson(document);
+  ASSERT_TRUE(scenario) << scenario.error().ToString();
+  EXPECT_FALSE(scenario->heap_profile.has_value());
+
+  document["heap_profile"] = true;
+  scenario = LoadJson(document);
+  ASSERT_TRUE(scenario) << scenario.error().ToString();
+  ASSERT_TRUE(scenario->heap_profile.has_value());
+  EXPECT_EQ(scenario->heap_profile->profiler, HeapProfileConfig::Profiler::kAgent);
+  EXPECT_EQ(scenario->heap_profile->sample_bytes, 512 * 1024);
+  EXPECT_EQ(scenario->heap_profile->signal, SIGUSR2);
+
+  document["heap_profile"] = "tcmalloc";
+  scenario = LoadJson(document);
+  ASSERT_TRUE(scenario) << scenario.error().ToString();
+  EXPECT_EQ(scenario->heap_profile->profiler, HeapProfileConfig::Profiler::kTcmalloc);
+
+  document["heap_profile"] = {{"profiler", "agent"}, {"sample", 0}, {"signal", 10}};
+  scenario = LoadJson(document);
+  ASSERT_TRUE(scenario) << scenario.error().ToString();
+  EXPECT_EQ(scenario->heap_profile->sample_bytes, 0);
+  EXPECT_EQ(scenario->heap_profile->signal, 10);
+
+  document["heap_profile"] = {{"sample", "64KiB"}};
+  scenario = LoadJson(document);
+  ASSERT_TRUE(scenario) << scenario.error().ToString();
+  EXPECT_EQ(scenario->heap_profile->sample_bytes, 64 * 1024);
+
+  document["heap_profile"] = false;
+  scenario = LoadJson(document);
+  ASSERT_TRUE(scenario) << scenario.error().ToString();
+  EXPECT_FALSE(scenario->heap_profile.has_value());
+}
+
+TEST(ScenarioTest, SuppressionsPathIsTakenFromTheScenarioFolder) {
+  const auto dir = std::filesystem::temp_directory_path() /
+                   ("leakgate-scenario-supp-" + std::to_string(getpid()));
+  std::filesystem::create_directories(dir);
+  std::ofstream(dir / "known.json") << R"({"schema":"leakgate.suppressions/1","suppressions":[]})";
+  json document = DesignDocument();
+  document["suppressions"] = "known.json";
+  auto scenario = LoadScenarioFromText(document.dump(), dir / "s.json", TestOptions());
+  ASSERT_TRUE(scenario) << scenario.error().ToString();
+  EXPECT_EQ(scenario->suppressions_file, (dir / "known.json").string());
+  std::filesystem::remove_all(dir);
 }
 
 TEST(ScenarioOverrideTest, CreatesMissingObjectsAndTakesJsonValues) {

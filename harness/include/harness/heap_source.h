@@ -41,6 +41,10 @@ class HeapSource {
   // A short name for reports: "tcmalloc", "prometheus", "none".
   virtual std::string_view name() const = 0;
 
+  // The heap profile written by the latest Read(), for sources that dump profiles
+  // (heap_profile_source.h, heap_attribution.h); "" for the others or before the first Read().
+  virtual std::string LastProfile() const { return {}; }
+
   // Distinct explanations of missing numbers collected so far, oldest first.
   std::vector<std::string> warnings() const;
 

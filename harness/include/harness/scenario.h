@@ -168,6 +168,20 @@ struct CooldownConfig {
       1;  // settled: window CPU within baseline + this many points of a core
 };
 
+// Heap profiles between runs ("heap_profile" in the file): `true` or "agent" is leakgate's sampling
+// agent (cheap enough to leave on), "tcmalloc" gperftools' exact heap profiler (about 17 us per
+// allocation), or an object {"profiler": "agent"|"tcmalloc", "sample": SIZE (agent: one sample per
+// SIZE allocated; 0 = every allocation), "signal": N (the signal that asks for a dump)}.
+struct HeapProfileConfig {
+  enum class Profiler { kAgent, kTcmalloc };
+  Profiler profiler = Profiler::kAgent;
+  int64_t sample_bytes = 512 * 1024;
+  int signal = 12;  // SIGUSR2
+};
+
+// "agent", "tcmalloc".
+std::string_view ProfilerName(HeapProfileConfig::Profiler profiler);
+
 struct Scenario {
   std::string name;            // "name" in the file; default: the file's stem
   std::string description;     // optional free text
@@ -181,7 +195,13 @@ struct Scenario {
   double baseline_s = 2;  // idle window before the first run (> 0)
   double sample_hz = 10;  // sampling rate, in (0, 100]
   CooldownConfig cooldown;
-  bool heap_profile = false;  // take heap profiles (tcmalloc preloaded) and diff them
+  // Heap profiles after the warm-up and after each judged run, diffed by allocation site; nullopt
+  // when off (the default, `false` in the file). Needs a spawned target.
+  std::optional<HeapProfileConfig> heap_profile;
+  // "cpu_profile": true: a gperftools CPU profile of each cooldown (spawned native targets).
+  bool cpu_profile = false;
+  // "suppressions": a file of known growth (harness/suppressions.h), absolute; "" when none.
+  std::string suppressions_file;
   // The analysis's thresholds (harness/analysis.h), read from "thresholds": an absent key keeps the
   // default, null turns the check off; sizes in bytes.
   Thresholds thresholds;

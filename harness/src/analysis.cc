@@ -7,6 +7,8 @@
 #include <numeric>
 #include <utility>
 
+#include "harness/suppressions.h"
+
 namespace leakgate::harness {
 namespace {
 
@@ -397,20 +399,64 @@ struct SiteCounts {
   int total = 0;
 };
 
-template <class Names>
-std::vector<SiteCounts> SitesByPoint(const Series& series, Names names) {
-  std::vector<SiteCounts> result;
+// One item of an integer resource at one point.
+struct ResourceItem {
+  std::string site;           // what it is named by in the growth list
+  std::string counted_as;     // the site the decision counts it under (coarser for sockets)
+  std::string description;    // the item itself (an example of its site)
+  bool socket = false;        // also matched against suppressions of kind "socket"
+};
+
+// The items at the reference and after each judged run where they were measured.
+struct ResourcePoint {
+  double x = 0;
+  int run = 0;
+  std::vector<ResourceItem> items;
+};
+
+template <class Items>
+std::vector<ResourcePoint> ResourcesByPoint(const Series& series, Items items_of) {
+  std::vector<ResourcePoint> result;
   auto add = [&](double x, int run, const BaselineObservation& observation) {
-    if (const std::optional<std::vector<std::string>> items = names(observation)) {
-      SiteCounts counts{.x = x, .run = run};
-      for (const std::string& site : *items) ++counts.sites[site];
-      counts.total = static_cast<int>(items->size());
-      result.push_back(std::move(counts));
+    if (std::optional<std::vector<ResourceItem>> items = items_of(observation)) {
+      result.push_back({.x = x, .run = run, .items = std::move(*items)});
     }
   };
   add(0, series.reference_run, *series.reference);
   for (size_t k = 0; k < series.judged.size(); ++k) {
     add(static_cast<double>(k + 1), series.judged[k]->index, *series.judged[k]);
+  }
+  return result;
+}
+
+// Items named and counted by the same text (thread names, fd sites without resolution).
+std::optional<std::vector<ResourceItem>> PlainItems(
+    const std::optional<std::vector<std::string>>& names) {
+  if (!names) return std::nullopt;
+  std::vector<ResourceItem> items;
+  items.reserve(names->size());
+  for (const std::string& name : *names) items.push_back({name, name, name});
+  return items;
+}
+
+// The site counts of each point, of every item (`named`: by site) or of the items not suppressed
+// (by the site the decision counts).
+std::vector<SiteCounts> CountSites(std::span<const ResourcePoint> points, bool named,
+                                   const std::map<std::string, std::string>& suppressed) {
+  std::vector<SiteCounts> result;
+  for (const ResourcePoint& point : points) {
+    SiteCounts counts{.x = point.x, .run = point.run};
+    for (const ResourceItem& item : point.items) {
+      if (named) {
+        ++counts.sites[item.site];
+      } else if (!suppressed.contains(item.site)) {
+        ++counts.sites[item.counted_as];
+      } else {
+        continue;
+      }
+      ++counts.total;
+    }
+    result.push_back(std::move(counts));
   }
   return result;
 }
@@ -536,7 +582,9 @@ std::string NewSitesText(std::span<const GrowthItem> items) {
 
 // ---- checks ----
 
-CheckResult IdleCpuCheck(const Series& series, double baseline_cpu, double threshold) {
+CheckResult IdleCpuCheck(const Series& series, const BaselineObservation& baseline,
+                         double threshold) {
+  const double baseline_cpu = baseline.idle_cpu_pct;
   CheckResult check{
       .name = "idle_cpu_returns", .metric = "cpu_pct", .threshold = threshold, .unit = "%"};
   const int judged = static_cast<int>(series.judged.size());
@@ -571,6 +619,24 @@ CheckResult IdleCpuCheck(const Series& series, double baseline_cpu, double thres
     check.detail += last_above
                         ? "Only the latest runs are above: more runs tell a spike from a staircase."
                         : "Most runs are above but the last returned: more runs are needed.";
+  }
+  if (last_above) {
+    // Named over every judged run above the threshold (one window is a handful of clock ticks).
+    std::vector<std::vector<ThreadGroupCpu>> windows;
+    std::string runs;
+    for (const RunObservation* run : series.judged) {
+      if (run->idle_cpu_pct - baseline_cpu <= threshold) continue;
+      windows.push_back(run->idle_threads);
+      runs += (runs.empty() ? "" : ", ") + std::to_string(run->index);
+    }
+    const std::string by_thread =
+        ExplainCpuExcess(baseline.idle_threads, MeanThreadCpu(windows));
+    if (!by_thread.empty()) {
+      check.detail += " Threads above their baseline CPU " +
+                      (windows.size() == 1 ? "after run " + runs
+                                           : "(mean after runs " + runs + ")") +
+                      ": " + by_thread + ".";
+    }
   }
   return check;
 }
@@ -721,17 +787,84 @@ struct CountCheckSpec {
   int64_t threshold = 0;
 };
 
+constexpr size_t kMaxExamples = 3;
+
+// The descriptions present at `end` beyond their count at `reference`, for one site; sorted, at
+// most kMaxExamples. Empty when the items are described by their site alone (thread names).
+std::vector<std::string> NewExamples(const ResourcePoint& reference, const ResourcePoint& end,
+                                     const std::string& site) {
+  std::map<std::string, int> before;
+  for (const ResourceItem& item : reference.items) {
+    if (item.site == site) ++before[item.description];
+  }
+  std::vector<std::string> examples;
+  for (const ResourceItem& item : end.items) {
+    if (item.site != site || item.description == site) continue;
+    if (auto it = before.find(item.description); it != before.end() && it->second > 0) {
+      --it->second;
+      continue;
+    }
+    examples.push_back(item.description);
+  }
+  std::sort(examples.begin(), examples.end());
+  if (examples.size() > kMaxExamples) examples.resize(kMaxExamples);
+  return examples;
+}
+
+// Site -> the reason of the suppression matching it, for every site seen in `points`.
+std::map<std::string, std::string> SuppressedSites(std::span<const ResourcePoint> points,
+                                                   std::string_view kind,
+                                                   const Suppressions* suppressions) {
+  std::map<std::string, std::string> suppressed;
+  if (suppressions == nullptr) return suppressed;
+  std::map<std::string, bool> seen;  // site -> is a socket
+  for (const ResourcePoint& point : points) {
+    for (const ResourceItem& item : point.items) seen[item.site] = seen[item.site] || item.socket;
+  }
+  for (const auto& [site, socket] : seen) {
+    const std::vector<std::string> names = {site};
+    const Suppression* match = suppressions->Match(kind, names);
+    if (match == nullptr && socket && kind != "socket") match = suppressions->Match("socket", names);
+    if (match != nullptr) suppressed[site] = match->reason;
+  }
+  return suppressed;
+}
+
+std::string SuppressedSitesText(std::span<const GrowthItem> items) {
+  std::string text;
+  for (const GrowthItem& item : items) {
+    if (item.suppressed.empty()) continue;
+    text += (text.empty() ? "" : "; ") + item.site + " x" + Number(item.total) + " (" +
+            item.suppressed + ")";
+  }
+  return text.empty() ? text : " Suppressed, not counted: " + text + ".";
+}
+
 void AddCountCheck(const CountCheckSpec& spec, const Series& series,
-                   const std::vector<SiteCounts>& points, Analysis& analysis) {
-  if (points.empty()) {
+                   const std::vector<ResourcePoint>& resources, const Suppressions* suppressions,
+                   Analysis& analysis) {
+  if (resources.empty()) {
     analysis.notes.push_back(spec.name + " skipped: the target's " + spec.many +
                              " could not be read.");
     return;
   }
+  const std::map<std::string, std::string> suppressed =
+      SuppressedSites(resources, spec.kind, suppressions);
   const size_t first_item = analysis.growth.size();
-  AddSiteGrowth(spec.kind, points, analysis.growth);
-  const std::span<const GrowthItem> mine =
-      std::span<const GrowthItem>(analysis.growth).subspan(first_item);
+  AddSiteGrowth(spec.kind, CountSites(resources, /*named=*/true, suppressed), analysis.growth);
+  std::vector<GrowthItem> counted;
+  std::vector<GrowthItem> set_aside;
+  for (size_t i = first_item; i < analysis.growth.size(); ++i) {
+    GrowthItem& item = analysis.growth[i];
+    if (resources.size() >= 2) item.examples = NewExamples(resources.front(), resources.back(), item.site);
+    if (auto it = suppressed.find(item.site); it != suppressed.end()) {
+      item.suppressed = it->second;
+      set_aside.push_back(item);
+    } else {
+      counted.push_back(item);
+    }
+  }
+  const std::vector<SiteCounts> points = CountSites(resources, /*named=*/false, suppressed);
   const CountDecision decision =
       DecideCount(points, spec.threshold, spec.label, spec.one, spec.many, series);
   analysis.checks.push_back({.name = spec.name,
@@ -741,7 +874,8 @@ void AddCountCheck(const CountCheckSpec& spec, const Series& series,
                              .threshold = static_cast<double>(spec.threshold),
                              .unit = spec.many,
                              .detail = (decision.measured.empty() ? "" : decision.measured + " ") +
-                                       decision.reason + NewSitesText(mine) +
+                                       decision.reason + NewSitesText(counted) +
+                                       SuppressedSitesText(set_aside) +
                                        MissingRuns(series, RunsOf<SiteCounts>(points))});
 }
 
@@ -852,38 +986,57 @@ Analysis Analyze(const AnalysisInput& input) {
 
   if (thresholds.idle_cpu_pct) {
     analysis.checks.push_back(
-        IdleCpuCheck(series, input.baseline.idle_cpu_pct, *thresholds.idle_cpu_pct));
+        IdleCpuCheck(series, input.baseline, *thresholds.idle_cpu_pct));
   }
   AddMemoryChecks(series, thresholds, analysis.checks);
   AddHeapCheck(input, series, analysis);
   if (thresholds.fds) {
-    const auto fd_sites =
-        [](const BaselineObservation& o) -> std::optional<std::vector<std::string>> {
+    const auto fd_items =
+        [](const BaselineObservation& o) -> std::optional<std::vector<ResourceItem>> {
+      std::vector<ResourceItem> items;
+      if (o.resolved_fds) {
+        for (const ResolvedFd& fd : *o.resolved_fds) {
+          items.push_back({fd.site, fd.socket ? "socket" : fd.site, fd.description, fd.socket});
+        }
+        return items;
+      }
       if (!o.fd_targets) return std::nullopt;
-      std::vector<std::string> sites;
-      for (const std::string& target : *o.fd_targets) sites.push_back(FdSite(target));
-      return sites;
+      for (const std::string& target : *o.fd_targets) {
+        const std::string site = FdSite(target);
+        items.push_back({site, site, site, site == "socket"});
+      }
+      return items;
     };
     AddCountCheck({"fds_stable", "fds", "fd", "Open fds", "fd", "fds", *thresholds.fds}, series,
-                  SitesByPoint(series, fd_sites), analysis);
+                  ResourcesByPoint(series, fd_items), input.suppressions, analysis);
   }
   if (thresholds.sockets) {
-    const auto socket_sites =
-        [](const BaselineObservation& o) -> std::optional<std::vector<std::string>> {
+    const auto socket_items =
+        [](const BaselineObservation& o) -> std::optional<std::vector<ResourceItem>> {
+      std::vector<ResourceItem> items;
+      if (o.resolved_fds) {
+        for (const ResolvedFd& fd : *o.resolved_fds) {
+          if (fd.socket) items.push_back({fd.site, "socket", fd.description, true});
+        }
+        return items;
+      }
       if (!o.sockets) return std::nullopt;
-      return std::vector<std::string>(static_cast<size_t>(std::max<int64_t>(*o.sockets, 0)),
-                                      "socket");
+      items.assign(static_cast<size_t>(std::max<int64_t>(*o.sockets, 0)),
+                   ResourceItem{"socket", "socket", "socket", true});
+      return items;
     };
     AddCountCheck({"sockets_stable", "sockets", "socket", "Sockets", "socket", "sockets",
                    *thresholds.sockets},
-                  series, SitesByPoint(series, socket_sites), analysis);
+                  series, ResourcesByPoint(series, socket_items), input.suppressions, analysis);
   }
   if (thresholds.threads) {
-    AddCountCheck({"threads_stable", "threads", "thread", "Threads", "thread", "threads",
-                   *thresholds.threads},
-                  series,
-                  SitesByPoint(series, [](const BaselineObservation& o) { return o.thread_names; }),
-                  analysis);
+    AddCountCheck(
+        {"threads_stable", "threads", "thread", "Threads", "thread", "threads",
+         *thresholds.threads},
+        series,
+        ResourcesByPoint(series,
+                         [](const BaselineObservation& o) { return PlainItems(o.thread_names); }),
+        input.suppressions, analysis);
   }
   if (thresholds.peak_rss) analysis.checks.push_back(PeakRssCheck(series, *thresholds.peak_rss));
 

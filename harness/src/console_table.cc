@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <set>
 #include <sstream>
 #include <vector>
 
@@ -66,6 +67,65 @@ std::string HeapText(const std::optional<int64_t>& heap) {
 }
 
 std::string Signed(double value) { return (value > 0 ? "+" : "") + HumanBytes(value); }
+
+// "what grew": one line per growth item, kind and site in columns, then how much, one example and
+// a suppression. An fd item whose site is also a socket item's is the same growth seen twice and is
+// left to the socket line.
+std::string GrowthText(const Analysis& analysis) {
+  std::set<std::string> socket_sites;
+  for (const GrowthItem& g : analysis.growth) {
+    if (g.kind == "socket") socket_sites.insert(g.site);
+  }
+  std::vector<const GrowthItem*> shown;
+  size_t kind_width = 0, site_width = 0;
+  for (const GrowthItem& g : analysis.growth) {
+    if (g.kind == "fd" && socket_sites.contains(g.site)) continue;
+    shown.push_back(&g);
+    kind_width = std::max(kind_width, g.kind.size());
+    site_width = std::max(site_width, g.site.size());
+  }
+  if (shown.empty()) return "";
+  std::ostringstream out;
+  out << "\nwhat grew:\n";
+  for (const GrowthItem* g : shown) {
+    const bool bytes = g->kind == "heap";
+    out << "  " << g->kind << std::string(kind_width - g->kind.size(), ' ') << "  " << g->site
+        << std::string(site_width - g->site.size(), ' ') << "  "
+        << (bytes ? Signed(g->total) : (g->total > 0 ? "+" : "") + Fixed(g->total, 0)) << " ("
+        << (bytes ? HumanBytes(g->per_run) : Fixed(g->per_run, 2)) << " per run)";
+    if (!g->location.empty()) out << " at " << g->location;
+    if (!g->examples.empty()) {
+      out << ", e.g. " << g->examples.front();
+      const long more =
+          std::max(static_cast<long>(g->examples.size()), std::lround(g->total)) - 1;
+      if (more > 0) out << " (+" << more << " more)";
+    }
+    if (!g->suppressed.empty()) out << " [suppressed: " << g->suppressed << "]";
+    out << "\n";
+  }
+  return out.str();
+}
+
+// The thread names behind idle CPU that did not return to the baseline: their mean CPU over the
+// judged runs above the threshold, as in the check's detail.
+std::string IdleThreadsText(const GateResult& r) {
+  const auto check = std::find_if(r.analysis->checks.begin(), r.analysis->checks.end(),
+                                  [](const CheckResult& c) { return c.name == "idle_cpu_returns"; });
+  if (check == r.analysis->checks.end() || check->verdict == Verdict::kPass || !check->threshold) {
+    return "";
+  }
+  std::vector<std::vector<ThreadGroupCpu>> windows;
+  for (const RunRecord& run : r.runs) {
+    if (!run.warmup && run.after.cpu_pct - r.baseline.cpu_pct > *check->threshold) {
+      windows.push_back(run.after.idle_threads);
+    }
+  }
+  if (windows.empty()) return "";
+  const std::string by_thread = ExplainCpuExcess(r.baseline.idle_threads, MeanThreadCpu(windows));
+  if (by_thread.empty()) return "";
+  return "\nidle CPU above the baseline, by thread (mean of " + std::to_string(windows.size()) +
+         " run" + (windows.size() == 1 ? "" : "s") + " above it): " + by_thread + "\n";
+}
 
 }  // namespace
 
@@ -134,14 +194,8 @@ std::string RenderConsoleReport(const GateResult& r) {
                   number(c.threshold), c.detail});
     }
     out << checks.Render();
-    if (!r.analysis->growth.empty()) {
-      out << "\nwhat grew:\n";
-      for (const GrowthItem& g : r.analysis->growth) {
-        out << "  " << g.kind << " " << g.site << ": "
-            << (g.kind == "heap" ? HumanBytes(g.per_run) : Fixed(g.per_run, 2)) << " per run, "
-            << (g.kind == "heap" ? HumanBytes(g.total) : Fixed(g.total, 0)) << " in all\n";
-      }
-    }
+    out << GrowthText(*r.analysis);
+    out << IdleThreadsText(r);
     for (const std::string& note : r.analysis->notes) out << "note: " << note << "\n";
   }
   for (const std::string& warning : r.warnings) out << "warning: " << warning << "\n";

@@ -25,10 +25,22 @@ json Optional(const std::optional<T>& value) {
   return value ? json(*value) : json(nullptr);
 }
 
+json ThreadGroupsJson(const std::vector<ThreadGroupCpu>& groups) {
+  json out = json::array();
+  for (const ThreadGroupCpu& g : groups) {
+    out.push_back({{"name", g.name}, {"threads", g.threads}, {"cpu_pct", Number(g.cpu_pct)}});
+  }
+  return out;
+}
+
 json SnapshotJson(const Snapshot& s) {
   json threads = json::array();
   for (const ThreadCpu& t : s.busiest_threads) {
     threads.push_back({{"tid", t.tid}, {"name", t.name}, {"cpu_pct", Number(t.cpu_percent)}});
+  }
+  json sockets = json::array();
+  for (const ResolvedFd& fd : s.resolved_fds) {
+    if (fd.socket) sockets.push_back(fd.description);
   }
   return {{"cpu_pct", Number(s.cpu_pct)},
           {"rss_bytes", s.rss_bytes},
@@ -44,6 +56,7 @@ json SnapshotJson(const Snapshot& s) {
           {"fd_targets", s.fd_targets},
           {"thread_names", s.thread_names},
           {"busiest_threads", std::move(threads)},
+          {"socket_descriptions", std::move(sockets)},
           {"t", Number(s.t)}};
 }
 
@@ -96,6 +109,7 @@ json GateResultToJson(const GateResult& r, const json& scenario, const json& env
   }
   out["workload"] = {{"description", r.workload_description}};
   out["baseline"] = r.baseline_taken ? SnapshotJson(r.baseline) : json(nullptr);
+  if (r.baseline_taken) out["baseline"]["idle_threads"] = ThreadGroupsJson(r.baseline.idle_threads);
 
   json runs = json::array();
   for (const RunRecord& run : r.runs) {
@@ -109,7 +123,21 @@ json GateResultToJson(const GateResult& r, const json& scenario, const json& env
                     {"peak_rss_bytes", run.peak_rss_bytes},
                     {"requests", run.requests},
                     {"workload", run.workload_description},
+                    {"idle_threads", ThreadGroupsJson(run.after.idle_threads)},
                     {"after", SnapshotJson(run.after)}});
+    if (!run.cooldown_profile.empty()) {
+      json functions = json::array();
+      for (const ProfileFunction& f : run.cooldown_top_functions) {
+        functions.push_back({{"function", f.function},
+                             {"self_samples", f.self_samples},
+                             {"self_pct", Number(f.self_pct)},
+                             {"total_samples", f.total_samples},
+                             {"total_pct", Number(f.total_pct)}});
+      }
+      runs.back()["cooldown_profile"] = run.cooldown_profile;
+      runs.back()["cooldown_profile_samples"] = run.cooldown_profile_samples;
+      runs.back()["cooldown_top_functions"] = std::move(functions);
+    }
   }
   out["runs"] = std::move(runs);
 
@@ -126,10 +154,16 @@ json GateResultToJson(const GateResult& r, const json& scenario, const json& env
                         {"detail", c.detail}});
     }
     for (const GrowthItem& g : r.analysis->growth) {
-      growth.push_back({{"kind", g.kind},
-                        {"site", g.site},
-                        {"per_run", Number(g.per_run)},
-                        {"total", Number(g.total)}});
+      json item = {{"kind", g.kind},
+                   {"site", g.site},
+                   {"per_run", Number(g.per_run)},
+                   {"total", Number(g.total)},
+                   {"examples", g.examples},
+                   {"suppressed", g.suppressed.empty() ? json(nullptr) : json(g.suppressed)}};
+      if (!g.id.empty()) item["id"] = g.id;
+      if (!g.location.empty()) item["location"] = g.location;
+      if (!g.stack.empty()) item["stack"] = g.stack;
+      growth.push_back(std::move(item));
     }
     out["judged_runs"] = r.analysis->judged_runs;
     out["summary"] = r.analysis->summary;

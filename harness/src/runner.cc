@@ -6,13 +6,17 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cerrno>
 #include <chrono>
 #include <cmath>
+#include <cstring>
 #include <filesystem>
+#include <fstream>
 #include <future>
 #include <memory>
 #include <sstream>
 #include <thread>
+#include <tuple>
 #include <utility>
 
 #include "harness/heap_profile_source.h"
@@ -164,6 +168,7 @@ class Gate {
     run.workload_description = info->description;
 
     // Cooldown: until the CPU has settled near the baseline or on a plateau, or max_s.
+    SwitchCpuProfiler();
     const double cooldown_start = clock_.NowSeconds();
     std::vector<Sample> cooldown{previous};
     const double window = std::max(config_.cooldown.settle_window_s, period_);
@@ -202,6 +207,9 @@ class Gate {
       window_start = cooldown.front();
     }
     const Sample& end = cooldown.back();
+    if (SwitchCpuProfiler()) {
+      run.cooldown_profile = config_.cpu_profile_prefix + "." + std::to_string(cpu_profiles_++);
+    }
     run.after = MakeSnapshot(window_start, end);
     ReadHeapInto(run.after);
     run.peak_rss_bytes = sampler_.peak_reset_supported() ? std::max(end.hwm_bytes, max_rss) : max_rss;
@@ -215,6 +223,17 @@ class Gate {
         std::to_string(run.after.fds) + ", threads " + std::to_string(run.after.threads));
     result_.runs.push_back(std::move(run));
     return {};
+  }
+
+  // Sends the CPU profiler's switch signal (when profiling); false when not sent.
+  bool SwitchCpuProfiler() {
+    if (config_.cpu_profile_signal <= 0) return false;
+    if (::kill(target_.pid(), config_.cpu_profile_signal) != 0) {
+      AddWarning("the CPU profiler of the target could not be switched: " +
+                 std::string(std::strerror(errno)));
+      return false;
+    }
+    return true;
   }
 
   std::string DescribeTargetLoss(int index, const std::string& sampling_error) {
@@ -259,9 +278,18 @@ class Gate {
     snap.hwm_bytes = end.hwm_bytes;
     snap.pss_bytes = end.pss_bytes;
     snap.cgroup_memory_bytes = end.cgroup_memory_bytes;
-    for (const auto& [fd, target] : end.fds) snap.fd_targets.push_back(target);
+    // The CPU profile being written is open while the cooldown's last sample is taken: it is the
+    // gate's own file, not the target's.
+    const std::string profile_prefix =
+        config_.cpu_profile_prefix.empty() ? "" : config_.cpu_profile_prefix + ".";
+    auto keep = [&](const std::string& target) {
+      if (profile_prefix.empty() || !target.starts_with(profile_prefix)) {
+        snap.fd_targets.push_back(target);
+      }
+    };
+    for (const auto& [fd, target] : end.fds) keep(target);
     for (const auto& [pid, fds] : end.descendant_fds) {
-      for (const auto& [fd, target] : fds) snap.fd_targets.push_back(target);
+      for (const auto& [fd, target] : fds) keep(target);
     }
     std::sort(snap.fd_targets.begin(), snap.fd_targets.end());
     snap.fds = static_cast<int64_t>(snap.fd_targets.size());
@@ -269,11 +297,31 @@ class Gate {
     for (const ThreadSample& t : end.threads) snap.thread_names.push_back(t.name);
     std::sort(snap.thread_names.begin(), snap.thread_names.end());
     snap.threads = static_cast<int64_t>(end.threads.size());
-    for (const ThreadCpu& t : ThreadCpuPercent(window_start, end)) {  // busiest first
+    const std::vector<ThreadCpu> thread_cpu = ThreadCpuPercent(window_start, end);  // busiest first
+    for (const ThreadCpu& t : thread_cpu) {
       if (snap.busiest_threads.size() >= 5 || t.cpu_percent <= 0) break;
       snap.busiest_threads.push_back(t);
     }
+    for (ThreadGroupCpu& group : GroupThreadCpu(thread_cpu)) {
+      if (group.cpu_pct > 0) snap.idle_threads.push_back(std::move(group));
+    }
+    snap.resolved_fds = ResolveFds(snap.fd_targets, DescribeSockets());
+    std::sort(snap.resolved_fds.begin(), snap.resolved_fds.end(),
+              [](const ResolvedFd& a, const ResolvedFd& b) {
+                return std::tie(a.site, a.description) < std::tie(b.site, b.description);
+              });
     return snap;
+  }
+
+  // The target's sockets by inode; empty (every socket then unresolved, with a warning) when the
+  // tables cannot be read.
+  SocketTable DescribeSockets() {
+    auto sockets = sampler_.DescribeSockets();
+    if (!sockets) {
+      AddWarning("sockets could not be resolved to their addresses: " + sockets.error().message);
+      return {};
+    }
+    return std::move(*sockets);
   }
 
   void ReadHeapInto(Snapshot& snap) {
@@ -296,6 +344,8 @@ class Gate {
     o.fd_targets = snap.fd_targets;
     o.thread_names = snap.thread_names;
     o.sockets = snap.sockets;
+    o.resolved_fds = snap.resolved_fds;
+    o.idle_threads = snap.idle_threads;
     return o;
   }
 
@@ -312,6 +362,7 @@ class Gate {
     }
     input.thresholds = config_.thresholds;
     input.max_runs = max_runs;
+    input.suppressions = config_.suppressions;
     return input;
   }
 
@@ -336,9 +387,68 @@ class Gate {
   GateResult result_;
   double start_t_ = 0;
   double period_ = 0.1;
+  int cpu_profiles_ = 0;  // profiles the target has written (it numbers them from 0)
   Sample last_sample_;
   bool has_last_ = false;
 };
+
+// The signal that switches a spawned target's CPU profiler: a real-time signal, queued rather than
+// merged, that programs rarely use (SIGUSR2 asks for heap profiles).
+int CpuProfileSignal() { return SIGRTMIN + 6; }
+
+// Reads each run's cooldown profile (waiting briefly for the last one, written as the gate ended),
+// symbolizes them all with one google-pprof call and keeps each one's busiest functions. Problems
+// become warnings: the verdict never depends on a profile.
+void SummarizeCpuProfiles(const std::string& binary, Clock& clock, const ProgressFn& progress,
+                          GateResult& r) {
+  std::vector<RunRecord*> profiled;
+  std::vector<CpuProfileData> data;
+  std::vector<std::string> files;
+  for (RunRecord& run : r.runs) {
+    if (run.cooldown_profile.empty()) continue;
+    std::optional<CpuProfileData> parsed;
+    std::string problem;
+    for (int attempt = 0; attempt < 40 && !parsed; ++attempt) {
+      if (attempt > 0) clock.SleepFor(0.05);
+      std::ifstream in(run.cooldown_profile, std::ios::binary);
+      if (!in) {
+        problem = "it was not written";
+        continue;
+      }
+      const std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+      auto profile = ParseCpuProfile(bytes, run.cooldown_profile);
+      if (profile) {
+        parsed = std::move(*profile);
+      } else {
+        problem = profile.error().message;
+      }
+    }
+    if (!parsed) {
+      r.warnings.push_back("no CPU profile of run " + std::to_string(run.index) +
+                           "'s cooldown (" + run.cooldown_profile + "): " + problem);
+      run.cooldown_profile.clear();
+      continue;
+    }
+    run.cooldown_profile_samples = parsed->total_samples;
+    profiled.push_back(&run);
+    data.push_back(std::move(*parsed));
+    files.push_back(run.cooldown_profile);
+  }
+  if (files.empty()) return;
+  if (binary.empty()) {
+    r.warnings.push_back("the CPU profiles are not summarised: the target's program file is unknown");
+    return;
+  }
+  if (progress) progress("symbolizing " + std::to_string(files.size()) + " CPU profiles of the cooldowns");
+  auto symbols = SymbolizeCpuProfiles(binary, files);
+  if (!symbols) {
+    r.warnings.push_back("the CPU profiles are not summarised: " + symbols.error().message);
+    return;
+  }
+  for (size_t i = 0; i < profiled.size(); ++i) {
+    profiled[i]->cooldown_top_functions = TopFunctions(data[i], *symbols);
+  }
+}
 
 }  // namespace
 
@@ -373,6 +483,16 @@ GateResult RunScenario(const Scenario& scenario, const ScenarioRunOptions& optio
     return r;
   };
 
+  // Known growth, read before anything is started so that a bad file costs nothing.
+  GateConfig config = GateConfigFromScenario(scenario);
+  std::optional<Suppressions> suppressions;
+  if (!scenario.suppressions_file.empty()) {
+    auto loaded = LoadSuppressions(scenario.suppressions_file);
+    if (!loaded) return error_result(kExitUsage, loaded.error().message);
+    suppressions = std::move(*loaded);
+    config.suppressions = &*suppressions;
+  }
+
   // The target.
   std::unique_ptr<Target> target;
   std::optional<HeapMetricsSource> heap_config;
@@ -403,6 +523,15 @@ GateResult RunScenario(const Scenario& scenario, const ScenarioRunOptions& optio
       if (!env) return error_result(kExitUsage, env.error().message);
       so.env = std::move(*env);
     }
+    if (scenario.cpu_profile) {
+      std::error_code ec;
+      std::filesystem::create_directories(std::filesystem::path(options.out_dir) / "cpu", ec);
+      config.cpu_profile_prefix = (std::filesystem::path(options.out_dir) / "cpu" / "target").string();
+      config.cpu_profile_signal = CpuProfileSignal();
+      auto env = CpuProfileEnvironment(config.cpu_profile_prefix, config.cpu_profile_signal, so.env);
+      if (!env) return error_result(kExitUsage, scenario.file.string() + ": /cpu_profile: " + env.error().message);
+      so.env = std::move(*env);
+    }
     so.stop_signal = spawn.stop_signal;
     so.stop_timeout_s = spawn.stop_timeout_s;
     if (options.progress) {
@@ -413,6 +542,12 @@ GateResult RunScenario(const Scenario& scenario, const ScenarioRunOptions& optio
     target = std::move(*spawned);
     heap_config = spawn.heap;
   } else if (scenario.target.attach) {
+    if (scenario.cpu_profile) {
+      return error_result(kExitUsage,
+                          scenario.file.string() + ": /cpu_profile: needs a spawned target (an "
+                          "attached process cannot be given the CPU profiler); set it to false or "
+                          "use target.spawn");
+    }
     if (scenario.heap_profile) {
       return error_result(kExitUsage,
                           scenario.file.string() + ": /heap_profile: needs a spawned target (an "
@@ -447,6 +582,13 @@ GateResult RunScenario(const Scenario& scenario, const ScenarioRunOptions& optio
     r.target_description = target->Describe();
     return finish(std::move(r));
   }
+  // The program the profiles are symbolized against (the file may be replaced while it runs).
+  std::string target_binary;
+  if (config.cpu_profile_signal > 0) {
+    std::error_code ec;
+    target_binary =
+        std::filesystem::read_symlink("/proc/" + std::to_string(target->pid()) + "/exe", ec).string();
+  }
 
   std::unique_ptr<HeapSource> heap;
   if (!heap_profile_prefix.empty()) {
@@ -466,8 +608,8 @@ GateResult RunScenario(const Scenario& scenario, const ScenarioRunOptions& optio
   auto workload = MakeWorkload(scenario.workload, scenario.placeholders, options.out_dir);
   if (!workload) return finish(error_result(kExitUsage, workload.error().message));
 
-  GateResult r = RunGate(GateConfigFromScenario(scenario), *target, **workload, heap.get(), clock,
-                         reader, options.progress);
+  GateResult r = RunGate(config, *target, **workload, heap.get(), clock, reader, options.progress);
+  if (config.cpu_profile_signal > 0) SummarizeCpuProfiles(target_binary, clock, options.progress, r);
   return finish(std::move(r));
 }
 

@@ -1,6 +1,7 @@
 // Tests of the gate's decision on typed-in series: the statistics alone, then each check, then the
 // verdict over simulated gates with seeded noise.
 #include "harness/analysis.h"
+#include "harness/suppressions.h"
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
@@ -691,6 +692,137 @@ TEST(CountGrowthTest, UnreadableFdsSkipTheCheckWithANote) {
 }
 
 // ---------------------------------------------------------------------------------------------
+// Resolved fds, suppressions
+
+// The fds of a service holding a listener on 127.0.0.1:38685 (an in-process exchange) plus `k`
+// leaked connections to it: each leaves a client end and a server end.
+std::vector<ResolvedFd> ServiceFds(int k, int first_port = 41000) {
+  std::vector<ResolvedFd> fds = {{"/dev/null", "/dev/null", false},
+                                 {"pipe", "pipe:[77]", false},
+                                 {"tcp listening on 127.0.0.1:38685", "tcp 127.0.0.1:38685 LISTEN", true}};
+  for (int i = 0; i < k; ++i) {
+    const std::string client = "127.0.0.1:" + std::to_string(first_port + i);
+    fds.push_back({"tcp -> 127.0.0.1:38685", "tcp " + client + " -> 127.0.0.1:38685 ESTABLISHED", true});
+    fds.push_back({"tcp accepted on 127.0.0.1:38685",
+                   "tcp 127.0.0.1:38685 -> " + client + " ESTABLISHED", true});
+  }
+  return fds;
+}
+
+const GrowthItem* FindGrowth(const Analysis& analysis, std::string_view kind, std::string_view site) {
+  for (const GrowthItem& item : analysis.growth) {
+    if (item.kind == kind && item.site == site) return &item;
+  }
+  return nullptr;
+}
+
+TEST(ResolvedFdsTest, LeakedConnectionsAreNamedByTheirPeerWithExamples) {
+  Thresholds thresholds = NoChecks();
+  thresholds.fds = 0;
+  thresholds.sockets = 0;
+  // The warm-up already left one connection (port 41000); judged run k adds port 41000 + k.
+  const Analysis analysis = Analyze(MakeInput(5, thresholds, [](RunObservation& run, int k) {
+    run.resolved_fds = ServiceFds(k + 1);
+    run.sockets = 1 + 2 * (k + 1);
+  }));
+  const CheckResult* sockets = FindCheck(analysis, "sockets_stable");
+  ASSERT_NE(sockets, nullptr);
+  EXPECT_EQ(sockets->verdict, Verdict::kFail) << sockets->detail;
+  EXPECT_EQ(sockets->observed, 10);
+  EXPECT_THAT(sockets->detail, AllOf(HasSubstr("tcp -> 127.0.0.1:38685 x5"),
+                                     HasSubstr("tcp accepted on 127.0.0.1:38685 x5")));
+  const GrowthItem* client = FindGrowth(analysis, "socket", "tcp -> 127.0.0.1:38685");
+  ASSERT_NE(client, nullptr);
+  EXPECT_EQ(client->total, 5);
+  EXPECT_EQ(client->per_run, 1);
+  // Examples are new items only (not the warm-up's port 41000), sorted, at most three.
+  EXPECT_THAT(client->examples, ElementsAre("tcp 127.0.0.1:41001 -> 127.0.0.1:38685 ESTABLISHED",
+                                            "tcp 127.0.0.1:41002 -> 127.0.0.1:38685 ESTABLISHED",
+                                            "tcp 127.0.0.1:41003 -> 127.0.0.1:38685 ESTABLISHED"));
+  EXPECT_TRUE(client->suppressed.empty());
+  ASSERT_NE(FindGrowth(analysis, "socket", "tcp accepted on 127.0.0.1:38685"), nullptr);
+  // The fds check names the same sockets, and the file fds that did not grow are not listed.
+  const GrowthItem* fd = FindGrowth(analysis, "fd", "tcp -> 127.0.0.1:38685");
+  ASSERT_NE(fd, nullptr);
+  EXPECT_EQ(fd->examples, client->examples);
+  EXPECT_EQ(FindGrowth(analysis, "fd", "pipe"), nullptr);
+  EXPECT_EQ(FindCheck(analysis, "fds_stable")->verdict, Verdict::kFail);
+}
+
+TEST(ResolvedFdsTest, AConnectionThatChangesPeersIsNotANewSocket) {
+  // One connection, to a different address after each run (DNS round robin): still one socket.
+  Thresholds thresholds = NoChecks();
+  thresholds.sockets = 0;
+  thresholds.fds = 0;
+  const Analysis analysis = Analyze(MakeInput(5, thresholds, [](RunObservation& run, int k) {
+    const std::string peer = "10.0.0." + std::to_string(k + 1) + ":443";
+    run.resolved_fds = {{"tcp -> " + peer, "tcp 10.0.0.100:50000 -> " + peer + " ESTABLISHED", true},
+                        {"/tmp/app.log", "/tmp/app.log", false}};
+    run.sockets = 1;
+  }));
+  EXPECT_EQ(analysis.verdict, Verdict::kPass)
+      << FindCheck(analysis, "sockets_stable")->detail << "\n"
+      << FindCheck(analysis, "fds_stable")->detail;
+  // The current peer is still shown as what is new since the warm-up.
+  const GrowthItem* item = FindGrowth(analysis, "socket", "tcp -> 10.0.0.6:443");
+  ASSERT_NE(item, nullptr);
+  EXPECT_EQ(item->total, 1);
+}
+
+TEST(SuppressionsTest, ASuppressedSiteIsListedWithItsReasonButNotCounted) {
+  Suppressions suppressions;
+  suppressions.entries = {{"thread", "grpc_timer*", "one timer thread per channel, closed at exit"},
+                          {"socket", "tcp -> *:5432", "the connection pool grows to its size"}};
+  Thresholds thresholds = NoChecks();
+  thresholds.threads = 0;
+  thresholds.sockets = 0;
+  thresholds.fds = 0;
+  AnalysisInput input = MakeInput(5, thresholds, [](RunObservation& run, int k) {
+    run.thread_names = Concat(kServerThreads, Repeat("grpc_timer_0", k));
+    std::vector<ResolvedFd> fds;
+    for (int i = 0; i < k; ++i) {
+      fds.push_back({"tcp -> 10.0.0.9:5432",
+                     "tcp 10.0.0.5:" + std::to_string(40000 + i) + " -> 10.0.0.9:5432 ESTABLISHED", true});
+    }
+    run.resolved_fds = fds;
+    run.sockets = k;
+  });
+  const Analysis unsuppressed = Analyze(input);
+  EXPECT_EQ(unsuppressed.verdict, Verdict::kFail);
+
+  input.suppressions = &suppressions;
+  const Analysis analysis = Analyze(input);
+  for (const CheckResult& check : analysis.checks) {
+    EXPECT_EQ(check.verdict, Verdict::kPass) << check.name << ": " << check.detail;
+    EXPECT_THAT(check.detail, HasSubstr("Suppressed, not counted"));
+  }
+  const GrowthItem* thread = FindGrowth(analysis, "thread", "grpc_timer_0");
+  ASSERT_NE(thread, nullptr);
+  EXPECT_EQ(thread->total, 5) << "a suppressed site is still shown";
+  EXPECT_EQ(thread->suppressed, "one timer thread per channel, closed at exit");
+  // A socket suppression covers the fds of those sockets too.
+  const GrowthItem* fd = FindGrowth(analysis, "fd", "tcp -> 10.0.0.9:5432");
+  ASSERT_NE(fd, nullptr);
+  EXPECT_EQ(fd->suppressed, "the connection pool grows to its size");
+  EXPECT_EQ(FindGrowth(analysis, "socket", "tcp -> 10.0.0.9:5432")->suppressed, fd->suppressed);
+}
+
+TEST(SuppressionsTest, AnUnrelatedSuppressionChangesNothing) {
+  Suppressions suppressions;
+  suppressions.entries = {{"fd", "exch-heartbeat", "names a thread, not an fd"}};
+  Thresholds thresholds = NoChecks();
+  thresholds.threads = 0;
+  AnalysisInput input = MakeInput(5, thresholds, [](RunObservation& run, int k) {
+    run.thread_names = Concat(kServerThreads, Repeat("exch-heartbeat", k));
+  });
+  input.suppressions = &suppressions;
+  const Analysis analysis = Analyze(input);
+  EXPECT_EQ(analysis.verdict, Verdict::kFail);
+  ASSERT_EQ(analysis.growth.size(), 1u);
+  EXPECT_TRUE(analysis.growth[0].suppressed.empty());
+}
+
+// ---------------------------------------------------------------------------------------------
 // Idle CPU
 
 Thresholds CpuOnly() {
@@ -743,6 +875,32 @@ TEST(IdleCpuCheckTest, DetailShowsTheStaircase) {
   EXPECT_EQ(check.unit, "%");
   EXPECT_EQ(check.threshold, 2.0);
   EXPECT_THAT(check.detail, HasSubstr("baseline 0.3 %, after runs 2-6: 1.5, 2.6, 3.8, 5, 6.1 %"));
+}
+
+TEST(IdleCpuCheckTest, DetailNamesTheThreadsAboveTheBaseline) {
+  const std::vector<double> after = {1.5, 2.6, 3.8, 5.0, 6.1};
+  AnalysisInput input = MakeInput(5, CpuOnly(), [&](RunObservation& run, int k) {
+    if (k > 0) run.idle_cpu_pct = after[k - 1];
+    // Runs 3-6 are above the threshold: there the heartbeats use 3 % to 6 %, 4.5 % on average.
+    const double heartbeat = k >= 2 ? 1.0 + k : 0.0;
+    run.idle_threads = {{"exch-heartbeat", k + 1, heartbeat}, {"server", 1, 0.3}};
+  });
+  input.baseline.idle_threads = {{"server", 1, 0.3}};
+  const Analysis analysis = Analyze(input);
+  ASSERT_EQ(analysis.checks[0].verdict, Verdict::kFail);
+  EXPECT_THAT(analysis.checks[0].detail,
+              HasSubstr("Threads above their baseline CPU (mean after runs 3, 4, 5, 6): "
+                        "exch-heartbeat \u00d76: 4.5 % (baseline 0 %)."));
+  EXPECT_THAT(analysis.checks[0].detail, Not(HasSubstr("server")));
+}
+
+TEST(IdleCpuCheckTest, NoThreadsNamedWhenCpuReturns) {
+  AnalysisInput input = MakeInput(5, CpuOnly(), [&](RunObservation& run, int) {
+    run.idle_threads = {{"server", 1, 1.0}};
+  });
+  const Analysis analysis = Analyze(input);
+  ASSERT_EQ(analysis.checks[0].verdict, Verdict::kPass);
+  EXPECT_THAT(analysis.checks[0].detail, Not(HasSubstr("Threads above")));
 }
 
 // ---------------------------------------------------------------------------------------------

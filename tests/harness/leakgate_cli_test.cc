@@ -24,7 +24,9 @@
 namespace {
 
 namespace fs = std::filesystem;
+using ::testing::AllOf;
 using ::testing::HasSubstr;
+using ::testing::Not;
 using nlohmann::json;
 
 const std::string kLeakgate = LEAKGATE_BINARY_DIR "/bin/leakgate";
@@ -74,6 +76,63 @@ std::map<std::string, std::string> CheckVerdicts(const json& result) {
   return verdicts;
 }
 
+// The exchange simulator's end ("127.0.0.1:PORT"), from the service's log line "... exchange
+// http://127.0.0.1:PORT".
+std::string ExchangeEnd(const fs::path& out) {
+  std::ifstream in(out / "stderr.log");
+  std::string line;
+  while (std::getline(in, line)) {
+    const size_t at = line.find("exchange http://");
+    if (at == std::string::npos) continue;
+    std::string end = line.substr(at + 16);
+    return end.substr(0, end.find_first_of(" /"));
+  }
+  return "";
+}
+
+const json* FindGrowth(const json& result, const std::string& kind, const std::string& site) {
+  for (const json& g : result["growth"]) {
+    if (g["kind"] == kind && g["site"] == site) return &g;
+  }
+  return nullptr;
+}
+
+std::string CheckDetail(const json& result, const std::string& name) {
+  for (const json& c : result["checks"]) {
+    if (c["name"] == name) return c["detail"];
+  }
+  return "";
+}
+
+// A connection to the exchange left open per run is named by the exchange's end from both sides
+// (the adapter's client end and the in-process simulator's server end), its heartbeat thread by
+// name, and the idle CPU it keeps up by that thread.
+void ExpectExchangeConnectionNamed(const Outcome& o, const fs::path& out) {
+  const std::string exchange = ExchangeEnd(out);
+  ASSERT_THAT(exchange, testing::StartsWith("127.0.0.1:")) << "the service names its exchange";
+  const json* client = FindGrowth(o.result, "socket", "tcp -> " + exchange);
+  ASSERT_NE(client, nullptr) << o.output;
+  EXPECT_GE(client->at("total").get<double>(), 3);
+  ASSERT_FALSE(client->at("examples").empty());
+  for (const json& example : client->at("examples")) {
+    EXPECT_THAT(example.get<std::string>(), HasSubstr(" -> " + exchange + " ESTABLISHED"));
+  }
+  EXPECT_TRUE(client->at("suppressed").is_null());
+  EXPECT_NE(FindGrowth(o.result, "socket", "tcp accepted on " + exchange), nullptr) << o.output;
+  EXPECT_NE(FindGrowth(o.result, "thread", "exch-heartbeat"), nullptr) << o.output;
+  EXPECT_THAT(CheckDetail(o.result, "sockets_stable"), HasSubstr("tcp -> " + exchange));
+  EXPECT_THAT(CheckDetail(o.result, "idle_cpu_returns"),
+              AllOf(HasSubstr("Threads above their baseline CPU"), HasSubstr("exch-heartbeat")));
+  bool heartbeat_busy = false;
+  for (const json& run : o.result["runs"]) {
+    for (const json& t : run["idle_threads"]) heartbeat_busy |= t["name"] == "exch-heartbeat";
+  }
+  EXPECT_TRUE(heartbeat_busy) << "the heartbeats' CPU is recorded per run";
+  // The console names the peer and the thread.
+  EXPECT_THAT(o.output, AllOf(HasSubstr("tcp -> " + exchange), HasSubstr("exch-heartbeat"),
+                              HasSubstr("idle CPU above the baseline, by thread")));
+}
+
 void WriteFile(const fs::path& path, const std::string& text) {
   std::ofstream out(path);
   out << text;
@@ -98,6 +157,14 @@ TEST(LeakgateCliTest, ReferenceAfterPasses) {
   EXPECT_EQ(phases, (std::set<std::string>{"baseline", "run", "cooldown"}));
   EXPECT_THAT(o.output, HasSubstr("verdict: PASS (exit 0)"));
   EXPECT_TRUE(fs::exists(dir.path() / "stderr.log")) << "the target's output is kept";
+  // Nothing is named as growing, and the sockets the service holds are resolved.
+  EXPECT_TRUE(o.result["growth"].empty()) << o.result["growth"].dump(2);
+  EXPECT_THAT(o.output, Not(HasSubstr("what grew")));
+  EXPECT_THAT(CheckDetail(o.result, "idle_cpu_returns"), Not(HasSubstr("Threads above")));
+  const std::string exchange = ExchangeEnd(dir.path());
+  EXPECT_THAT(o.result["baseline"]["socket_descriptions"].get<std::vector<std::string>>(),
+              testing::Contains("tcp " + exchange + " LISTEN"));
+  EXPECT_TRUE(o.result["runs"][1]["idle_threads"].is_array());
 }
 
 TEST(LeakgateCliTest, ReferenceBeforeFailsOnEveryKindOfDrift) {
@@ -115,6 +182,7 @@ TEST(LeakgateCliTest, ReferenceBeforeFailsOnEveryKindOfDrift) {
   }
   EXPECT_TRUE(heartbeat_named) << o.output;
   EXPECT_THAT(o.output, HasSubstr("verdict: FAIL (exit 1)"));
+  ExpectExchangeConnectionNamed(o, dir.path());
 }
 
 struct FaultCase {
@@ -135,6 +203,7 @@ TEST_P(LeakgateFaultTest, FailsOnTheChecksThatFitTheFault) {
   auto verdicts = CheckVerdicts(o.result);
   for (const std::string& check : c.failing) EXPECT_EQ(verdicts[check], "fail") << check << "\n" << o.output;
   for (const std::string& check : c.passing) EXPECT_EQ(verdicts[check], "pass") << check << "\n" << o.output;
+  if (c.fault == "unclosed-connection") ExpectExchangeConnectionNamed(o, dir.path());
 }
 
 INSTANTIATE_TEST_SUITE_P(
@@ -169,6 +238,39 @@ TEST(LeakgateCliTest, HeapProfilesCatchLoopRetainWithoutMetrics) {
   EXPECT_EQ(o.result["environment"]["heap_source"], "heap-profile");
   EXPECT_EQ(CheckVerdicts(o.result)["heap_growth_per_run"], "fail") << o.output;
   EXPECT_TRUE(fs::exists(dir.path() / "heap" / "target.0001.heap"));
+}
+
+// "cpu_profile": true profiles each cooldown of a spawned native target with gperftools and names
+// its busiest functions per run; the profile file the target holds open is not taken for a leak.
+TEST(LeakgateCliTest, CpuProfileOfEachCooldownNamesItsBusiestFunctions) {
+  if (!fs::exists("/usr/lib/x86_64-linux-gnu/libprofiler.so.0") || !fs::exists("/usr/bin/google-pprof")) {
+    GTEST_SKIP() << "gperftools' CPU profiler or google-pprof is not installed";
+  }
+  TempDir dir;
+  Outcome o = RunLeakgate(kScenarios + "/reference-fault-unclosed-connection.json --set cpu_profile=true "
+                          "--runs 2 --set warmup_runs=0 --set max_runs=2 --set baseline_s=0.5",
+                          dir.path());
+  ASSERT_TRUE(o.result.is_object()) << o.output;
+  ASSERT_EQ(o.result["runs"].size(), 2u) << o.output;
+  EXPECT_TRUE(o.result["warnings"].empty()) << o.result["warnings"].dump();
+  bool symbolized = false;
+  for (const json& run : o.result["runs"]) {
+    ASSERT_TRUE(run.contains("cooldown_profile")) << run.dump();
+    EXPECT_TRUE(fs::exists(run["cooldown_profile"].get<std::string>()));
+    EXPECT_GT(run["cooldown_profile_samples"].get<int>(), 0) << "the heartbeats use CPU when idle";
+    double self_pct = 0;
+    for (const json& f : run["cooldown_top_functions"]) {
+      EXPECT_GT(f["self_samples"].get<int>(), 0);
+      EXPECT_LE(f["self_samples"].get<int>(), f["total_samples"].get<int>());
+      self_pct += f["self_pct"].get<double>();
+      symbolized |= !f["function"].get<std::string>().starts_with("0x");
+    }
+    EXPECT_LE(self_pct, 100.0 + 1e-6);
+  }
+  EXPECT_TRUE(symbolized) << o.result["runs"].dump(2);
+  for (const json& g : o.result["growth"]) {
+    EXPECT_THAT(g["site"].get<std::string>(), Not(HasSubstr("/cpu/target"))) << g.dump();
+  }
 }
 
 // --pid attaches to a process leakgate did not start: it is measured, and left running afterwards.

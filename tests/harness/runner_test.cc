@@ -7,6 +7,7 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <cstdio>
 #include <map>
 #include <string>
 #include <vector>
@@ -31,6 +32,9 @@ struct FakeProcess {
   std::map<int, std::string> fds = {{0, "/dev/null"}, {1, "pipe:[1]"}, {2, "pipe:[2]"},
                                      {3, "socket:[100]"}};
   std::vector<std::string> threads = {"server", "worker", "worker"};
+  // Rows of the network namespace's TCP table: inode -> "LOCALPORT REMOTEPORT STATE" on 127.0.0.1
+  // (remote port 0: not connected; state in hex as the kernel writes it, 0A = LISTEN).
+  std::map<uint64_t, std::string> tcp = {{100, "9000 0 0A"}};
   bool alive = true;
 
   void WriteTo(FakeProcReader& proc) const {
@@ -70,7 +74,44 @@ struct FakeProcess {
       proc.SetFile(base + "/task/" + tid + "/comm", threads[i] + "\n");
     }
     proc.SetDir(base + "/task", tids);
+    std::string table =
+        "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  "
+        "timeout inode\n";
+    int row = 0;
+    for (const auto& [inode, spec] : tcp) {
+      int local = 0, remote = 0;
+      char state[8] = {};
+      std::sscanf(spec.c_str(), "%d %d %7s", &local, &remote, state);
+      char line[256];
+      std::snprintf(line, sizeof line,
+                    "%4d: 0100007F:%04X %s:%04X %s 00000000:00000000 00:00000000 00000000     0 "
+                    "       0 %llu 1 0000000000000000 100 0 0 10 0\n",
+                    row++, local, remote == 0 ? "00000000" : "0100007F", remote, state,
+                    static_cast<unsigned long long>(inode));
+      table += line;
+    }
+    proc.SetFile(base + "/net/tcp", table);
   }
+};
+
+// Counts the reads of one file, delegating everything.
+class CountingReader : public ProcReader {
+ public:
+  CountingReader(ProcReader& inner, std::string counted) : inner_(inner), counted_(std::move(counted)) {}
+  Result<std::string> ReadFile(const std::string& path) override {
+    if (path == counted_) ++reads;
+    return inner_.ReadFile(path);
+  }
+  Result<std::vector<std::string>> ListDir(const std::string& p) override { return inner_.ListDir(p); }
+  Result<std::string> ReadLink(const std::string& p) override { return inner_.ReadLink(p); }
+  Result<void> WriteFile(const std::string& p, const std::string& t) override {
+    return inner_.WriteFile(p, t);
+  }
+  int reads = 0;
+
+ private:
+  ProcReader& inner_;
+  std::string counted_;
 };
 
 // A Target that is the fake process: always "alive" unless the fake says otherwise.
@@ -136,7 +177,8 @@ class RunnerTest : public ::testing::Test {
 
   // Runs the gate with a workload that applies `per_run` to the fake process, then burns `busy_s`
   // of CPU over `run_s` of (fake) time so the run phase is visible.
-  GateResult RunWith(std::function<void(int, FakeProcess&)> per_run, const GateConfig& config) {
+  GateResult RunWith(std::function<void(int, FakeProcess&)> per_run, const GateConfig& config,
+                     ProcReader* reader = nullptr) {
     process_.WriteTo(proc_);
     FakeTarget target(process_);
     FakeHeap heap(heap_bytes_);
@@ -153,7 +195,7 @@ class RunnerTest : public ::testing::Test {
           return info;
         },
         "fake backtest");
-    return RunGate(config, target, workload, &heap, clock_, proc_);
+    return RunGate(config, target, workload, &heap, clock_, reader ? *reader : proc_);
   }
 
   FakeClock clock_;
@@ -217,6 +259,37 @@ TEST_F(RunnerTest, ConnectionLeakFailsOnSocketsAndThreadsByName) {
   EXPECT_TRUE(named) << "the leaking thread is named in the growth list";
 }
 
+TEST_F(RunnerTest, LeakedConnectionsAreNamedByTheirPeerFromTheSocketTables) {
+  CountingReader reader(proc_, "/proc/4242/net/tcp");
+  GateResult r = RunWith(
+      [](int run, FakeProcess& p) {
+        const uint64_t inode = 500 + run;
+        p.fds[10 + run] = "socket:[" + std::to_string(inode) + "]";
+        p.tcp[inode] = std::to_string(41000 + run) + " 8081 01";  // to an exchange on port 8081
+      },
+      Config(), &reader);
+  EXPECT_EQ(r.verdict, "fail");
+  ASSERT_TRUE(r.analysis);
+  const GrowthItem* socket = nullptr;
+  for (const GrowthItem& g : r.analysis->growth) {
+    if (g.kind == "socket") socket = &g;
+  }
+  ASSERT_NE(socket, nullptr);
+  EXPECT_EQ(socket->site, "tcp -> 127.0.0.1:8081");
+  EXPECT_EQ(socket->total, 5) << "five judged runs, one connection each";
+  EXPECT_THAT(socket->examples,
+              ::testing::ElementsAre("tcp 127.0.0.1:41002 -> 127.0.0.1:8081 ESTABLISHED",
+                                     "tcp 127.0.0.1:41003 -> 127.0.0.1:8081 ESTABLISHED",
+                                     "tcp 127.0.0.1:41004 -> 127.0.0.1:8081 ESTABLISHED"));
+  // The listener the target had from the start is resolved too, in every snapshot.
+  EXPECT_THAT(r.baseline.resolved_fds,
+              ::testing::Contains(ResolvedFd{"tcp listening on 127.0.0.1:9000",
+                                             "tcp 127.0.0.1:9000 LISTEN", true}));
+  // The tables are read at the baseline and after each run, never at the sampling rate.
+  EXPECT_EQ(reader.reads, 1 + static_cast<int>(r.runs.size()));
+  EXPECT_GT(r.timeline.size(), 10 * r.runs.size());
+}
+
 TEST_F(RunnerTest, IdleCpuStaircaseFailsAndCooldownStopsOnThePlateau) {
   // After each run the process keeps burning 5 % more of a core: the fake clock's idle time is
   // booked as CPU by rewriting the counter on every read is not possible, so the workload books the
@@ -227,7 +300,8 @@ TEST_F(RunnerTest, IdleCpuStaircaseFailsAndCooldownStopsOnThePlateau) {
         : inner_(inner), clock_(clock), pct_(pct) {}
     Result<std::string> ReadFile(const std::string& path) override {
       auto text = inner_.ReadFile(path);
-      if (!text || path != "/proc/4242/stat") return text;
+      // The process and its heartbeat thread (the fourth task) burn the idle CPU.
+      if (!text || (path != "/proc/4242/stat" && path != "/proc/4242/task/4245/stat")) return text;
       // Replace utime (field 14) with the base plus the burn since time zero.
       const double now = clock_.NowSeconds();
       burned_ += (now - last_) * pct_ / 100.0;
@@ -263,6 +337,7 @@ TEST_F(RunnerTest, IdleCpuStaircaseFailsAndCooldownStopsOnThePlateau) {
   };
   double idle_pct = 0;
   BurningReader reader(proc_, clock_, idle_pct);
+  process_.threads.push_back("exch-heartbeat");
   process_.WriteTo(proc_);
   FakeTarget target(process_);
   CallbackWorkload workload([&](int, const std::atomic<bool>&) -> Result<WorkloadRunInfo> {
@@ -274,7 +349,16 @@ TEST_F(RunnerTest, IdleCpuStaircaseFailsAndCooldownStopsOnThePlateau) {
   EXPECT_EQ(r.verdict, "fail") << (r.analysis ? r.analysis->summary : r.error);
   ASSERT_TRUE(r.analysis);
   for (const CheckResult& c : r.analysis->checks) {
-    if (c.name == "idle_cpu_returns") EXPECT_EQ(c.verdict, Verdict::kFail) << c.detail;
+    if (c.name != "idle_cpu_returns") continue;
+    EXPECT_EQ(c.verdict, Verdict::kFail) << c.detail;
+    EXPECT_THAT(c.detail, HasSubstr("(mean after runs 2, 3, 4, 5, 6): exch-heartbeat \u00d71: "));
+  }
+  // The settle window's CPU, by thread name.
+  for (const RunRecord& run : r.runs) {
+    ASSERT_FALSE(run.after.idle_threads.empty()) << "run " << run.index;
+    EXPECT_EQ(run.after.idle_threads.front().name, "exch-heartbeat");
+    EXPECT_EQ(run.after.idle_threads.front().threads, 1);
+    EXPECT_NEAR(run.after.idle_threads.front().cpu_pct, 5.0 * run.index, 1.5) << "run " << run.index;
   }
   // The plateau ends each cooldown long before max_s.
   for (const RunRecord& run : r.runs) {

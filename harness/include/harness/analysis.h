@@ -56,7 +56,11 @@
 //
 // Integer resources (fds_stable, sockets_stable, threads_stable) are multisets compared with the
 // reference: fds grouped by what they point at ("socket", "pipe", "/tmp/x.db-wal"), threads by
-// name (ids change, names persist), sockets by count. After each judged run the "new items" are
+// name (ids change, names persist), sockets by count. Where the fds were resolved (`resolved_fds`),
+// the growth items are named more finely than the decision counts: a socket by its site
+// ("tcp -> 127.0.0.1:8080", attribution.h), with a few of the new items' descriptions as examples;
+// the decision still counts every socket as "socket", so connections that change peers (a new
+// address from DNS) are not taken for new items. After each judged run the "new items" are
 // those beyond the reference's count of their site (so a pool that shrinks does not hide a
 // heartbeat thread that leaks). The threshold is the number of new items tolerated at the end;
 // 0 means "no steady growth", not "no new item ever":
@@ -69,6 +73,13 @@
 //  - Inconclusive otherwise (for example a single new item in the last run).
 //  Every site with more items at the end than at the reference is listed as a GrowthItem, also
 //  when its check passes. A check whose figures were never read is absent, with a note.
+//  Suppressions (`AnalysisInput::suppressions`) are matched against the site of fd, socket and
+//  thread items (a socket's fd also against kind "socket"): the items of a suppressed site are
+//  left out of the decision, and its GrowthItem is still listed, with the reason in `suppressed`.
+//
+// Idle CPU attribution: when the last judged run is over the threshold, the detail of
+// idle_cpu_returns names the thread names whose CPU rose from the baseline's window to that run's
+// settle window (`idle_threads`), largest rise first.
 //
 // Peak RSS (peak_rss): fail when the highest VmHWM of a judged run exceeds the threshold.
 //
@@ -85,7 +96,11 @@
 #include <string_view>
 #include <vector>
 
+#include "harness/attribution.h"
+
 namespace leakgate::harness {
+
+struct Suppressions;  // suppressions.h
 
 enum class Verdict { kPass, kFail, kInconclusive };
 
@@ -148,6 +163,11 @@ struct BaselineObservation {
   std::optional<std::vector<std::string>> fd_targets;
   std::optional<std::vector<std::string>> thread_names;  // one entry per thread
   std::optional<int64_t> sockets;
+  // Each open fd resolved to what it points at (attribution.h), descendants' fds included; when
+  // set, it names the fd and socket growth items and is counted instead of fd_targets and sockets.
+  std::optional<std::vector<ResolvedFd>> resolved_fds;
+  // CPU over the measuring window by thread name (GroupThreadCpu); empty when unknown.
+  std::vector<ThreadGroupCpu> idle_threads;
 };
 
 // The state after one run's cooldown, plus the peak during it.
@@ -162,6 +182,8 @@ struct AnalysisInput {
   std::vector<RunObservation> runs;  // in the order made; warm-up runs first
   Thresholds thresholds;
   int max_runs = 12;  // warm-up included, like runs.size()
+  // Known growth of fd, socket and thread sites; not owned, may be null.
+  const Suppressions* suppressions = nullptr;
 };
 
 // ---- Analysis output ----
@@ -181,8 +203,9 @@ struct CheckResult {
 
 struct GrowthItem {
   std::string kind;    // "heap", "fd", "thread", "socket"
-  // fd: target kind or path; thread: name; socket: "tcp -> 127.0.0.1:8080" (protocol and remote
-  // end, or "unix", "socket" when unresolved); heap: the allocation site's signature.
+  // fd: target kind or path, a socket's site when resolved; thread: name; socket: its site
+  // (attribution.h: "tcp -> 127.0.0.1:8080" for a client end, "tcp accepted on 127.0.0.1:8080",
+  // "unix stream /run/x.sock", "socket" when unresolved); heap: the allocation site's signature.
   std::string site;
   double per_run = 0;  // Theil-Sen slope of the site's count (or bytes) over the judged runs
   double total = 0;    // at the end minus at the reference

@@ -14,7 +14,9 @@ namespace leakgate::harness {
 // keep their sign.
 std::string HumanBytes(double bytes);
 
-// The table, a line per check, what grew, and the verdict line; ends with a newline.
+// The table, a line per check, what grew (sockets by their peer with an example, threads by name;
+// an fd that is also a listed socket is not repeated), the thread names behind idle CPU that did
+// not return to the baseline, and the verdict line; ends with a newline.
 std::string RenderConsoleReport(const GateResult& result);
 
 // "verdict: FAIL (exit 1): ..." alone.

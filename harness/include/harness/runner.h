@@ -13,6 +13,13 @@
 //    has stopped falling (a plateau: the window's CPU is within the tolerance of the window before), or
 //    at `max_s`; then the post-run measurement (idle CPU over the last window, RSS, exact heap, fds,
 //    sockets, threads, peak RSS of the run).
+//  * At the baseline and post-run points only (never at the sampling rate: reading the socket
+//    tables costs a few hundred microseconds), every fd is resolved to what it points at (a socket
+//    through the target's /proc/PID/net tables, attribution.h), and the CPU of the measuring window
+//    is summed by thread name, so the analysis can name what grew and what keeps the CPU up.
+//  * With a CPU profile (GateConfig::cpu_profile_signal), the target's gperftools profiler is
+//    switched on for each cooldown and off after its last sample; RunScenario summarises each
+//    profile's busiest functions after the gate.
 //  * After the last judged run, Analyze() decides; when it asks for more runs, runs are added up to
 //    `max_runs` (warm-up included). Heap statistics are read only at the baseline and post-run points,
 //    never at the sampling rate, so asking a target for its /metrics does not disturb the samples.
@@ -33,11 +40,13 @@
 #include <nlohmann/json.hpp>
 
 #include "harness/analysis.h"
+#include "harness/attribution.h"
 #include "harness/clock.h"
 #include "harness/heap_source.h"
 #include "harness/proc_reader.h"
 #include "harness/process_sampler.h"
 #include "harness/scenario.h"
+#include "harness/suppressions.h"
 #include "harness/target.h"
 #include "harness/workload.h"
 
@@ -67,6 +76,11 @@ struct Snapshot {
   std::vector<std::string> fd_targets;    // one per fd, sorted
   std::vector<std::string> thread_names;  // one per thread, sorted
   std::vector<ThreadCpu> busiest_threads; // threads using CPU over the window, busiest first (<= 5)
+  // Each fd (descendants' included) resolved to what it points at, sorted by site and description:
+  // sockets through the target's /proc/PID/net tables, read at this point only.
+  std::vector<ResolvedFd> resolved_fds;
+  // CPU over the window by thread name, threads using CPU only (GroupThreadCpu).
+  std::vector<ThreadGroupCpu> idle_threads;
 };
 
 struct RunRecord {
@@ -81,6 +95,11 @@ struct RunRecord {
   int64_t requests = 0;
   std::string workload_description;
   Snapshot after;
+  // With a CPU profile of the cooldowns: the profile file (gperftools format, readable by
+  // google-pprof) and its busiest functions by self samples; empty when off or not written.
+  std::string cooldown_profile;
+  int64_t cooldown_profile_samples = 0;
+  std::vector<ProfileFunction> cooldown_top_functions;
 };
 
 struct TimelinePoint {
@@ -123,6 +142,14 @@ struct GateConfig {
   CooldownConfig cooldown;
   Thresholds thresholds;
   bool include_children = false;
+  // Known growth of fd, socket and thread sites (analysis.h); not owned, may be null.
+  const Suppressions* suppressions = nullptr;
+  // A CPU profile of each cooldown: the signal that switches the target's gperftools CPU profiler
+  // (CPUPROFILESIGNAL; 0: no profile) and the prefix it writes PREFIX.0, PREFIX.1, ... to. It is
+  // switched on as the cooldown starts and off after its last sample, so writing the profile is
+  // not measured.
+  int cpu_profile_signal = 0;
+  std::string cpu_profile_prefix;
 };
 
 // Progress messages ("run 2/6: 0.41 s, cooldown 1.2 s, RSS 41.3 MiB"); empty: silent.

@@ -321,8 +321,12 @@ Result<std::shared_ptr<const BacktestResult>> SessionEngine::Run(
   Result<BacktestResult> result = engine.Run(*klines, config);
   if (!result) return std::unexpected(result.error());
   auto shared = std::make_shared<const BacktestResult>(*std::move(result));
+  // The engine's own per-session cache: a copy of the session's klines next to its result (what a
+  // module-level engine keeping `self.klines` does). Only a server-lifetime engine (the singleton
+  // fault) lets it grow; a per-task engine dies with its task.
+  auto kept = std::make_shared<const KlineSeries>(*klines);
   std::lock_guard lock(mutex_);
-  runs_.push_back(SessionRun{std::string(session_id), std::move(klines), shared});
+  runs_.push_back(SessionRun{std::string(session_id), std::move(kept), shared});
   return shared;
 }
 

@@ -102,6 +102,33 @@ std::string GrowthText(const Analysis& analysis) {
     }
     if (!g->suppressed.empty()) out << " [suppressed: " << g->suppressed << "]";
     out << "\n";
+    // Where it comes from: the frames after the site (heap), or where the thread or socket was
+    // created; three are enough to recognise the code path.
+    const size_t first = g->kind == "heap" ? 1 : 0;
+    for (size_t i = first; i < g->stack.size() && i < first + 3; ++i) {
+      out << "      " << (i == first ? (g->kind == "heap" ? "called from " : "created at  ")
+                                     : "            ")
+          << g->stack[i] << "\n";
+    }
+  }
+  return out.str();
+}
+
+// The sites holding the heap at the highest peak of a judged run (the agent's peak snapshot).
+std::string PeakSitesText(const GateResult& r) {
+  if (!r.heap_profiles || r.heap_profiles->peak_sites.empty()) return "";
+  const HeapProfileSummary& h = *r.heap_profiles;
+  std::ostringstream out;
+  out << "\nheap at the peak of run " << h.peak_run << " (" << HumanBytes(h.peak_bytes)
+      << " in use, estimated), by allocation site:\n";
+  for (size_t i = 0; i < h.peak_sites.size() && i < 3; ++i) {
+    const SiteUsage& site = h.peak_sites[i];
+    out << "  " << HumanBytes(site.inuse_bytes) << "  " << site.site.signature;
+    if (!site.site.file.empty()) {
+      out << " at " << site.site.file;
+      if (site.site.line > 0) out << ":" << site.site.line;
+    }
+    out << "\n";
   }
   return out.str();
 }
@@ -195,8 +222,16 @@ std::string RenderConsoleReport(const GateResult& r) {
     }
     out << checks.Render();
     out << GrowthText(*r.analysis);
+    out << PeakSitesText(r);
     out << IdleThreadsText(r);
     for (const std::string& note : r.analysis->notes) out << "note: " << note << "\n";
+    if (r.heap_profiles) {
+      // Objects without debug information are common (system libraries) and named in
+      // result.json; the console keeps the notes that change what a reader should trust.
+      for (const std::string& note : r.heap_profiles->notes) {
+        if (note.find("no debug information") == std::string::npos) out << "note: " << note << "\n";
+      }
+    }
   }
   for (const std::string& warning : r.warnings) out << "warning: " << warning << "\n";
   out << VerdictLine(r) << "\n";

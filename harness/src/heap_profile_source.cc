@@ -5,6 +5,8 @@
 #include <cerrno>
 #include <charconv>
 #include <chrono>
+#include <cmath>
+#include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -69,6 +71,57 @@ Result<std::map<std::string, std::string>> HeapProfileEnvironment(
   // Only the signal dumps: no dumps every 1 GiB allocated or 100 MiB grown.
   env["HEAP_PROFILE_ALLOCATION_INTERVAL"] = "4611686018427387904";
   env["HEAP_PROFILE_INUSE_INTERVAL"] = "4611686018427387904";
+  return env;
+}
+
+std::string FindAgentLibrary() {
+  constexpr const char* kName = "libleakgate_agent.so";
+  std::error_code ec;
+  if (const char* named = std::getenv("LEAKGATE_AGENT_LIBRARY"); named != nullptr && *named) {
+    if (fs::is_regular_file(named, ec)) return named;
+  }
+  const fs::path exe = fs::read_symlink("/proc/self/exe", ec);
+  if (!ec && !exe.empty()) {
+    const fs::path beside = (exe.parent_path() / ".." / "lib" / kName).lexically_normal();
+    if (fs::is_regular_file(beside, ec)) return beside.string();
+  }
+  for (const char* folder : {"/usr/local/lib/", "/usr/lib/"}) {
+    const std::string candidate = std::string(folder) + kName;
+    if (fs::is_regular_file(candidate, ec)) return candidate;
+  }
+  return "";
+}
+
+Result<std::map<std::string, std::string>> AgentProfileEnvironment(
+    const std::string& prefix, int signal, int64_t sample_period_bytes,
+    const std::map<std::string, std::string>& base) {
+  const std::string library = FindAgentLibrary();
+  if (library.empty()) {
+    const char* named = std::getenv("LEAKGATE_AGENT_LIBRARY");
+    return Fail(ErrorCode::kNotFound,
+                std::string("leakgate's allocation agent (libleakgate_agent.so) was not found") +
+                    (named != nullptr && *named
+                         ? ": LEAKGATE_AGENT_LIBRARY=" + std::string(named) + " is not a file"
+                         : std::string()) +
+                    "; looked in ../lib beside the leakgate program, /usr/local/lib and /usr/lib: "
+                    "build the leakgate_agent target or set LEAKGATE_AGENT_LIBRARY to its path");
+  }
+  if (sample_period_bytes < 0) {
+    return Fail(ErrorCode::kInvalidArgument,
+                "the agent's sample period must be 0 (every allocation) or a positive number of "
+                "bytes, got " + std::to_string(sample_period_bytes));
+  }
+  std::map<std::string, std::string> env = base;
+  auto preload = env.find("LD_PRELOAD");
+  if (preload == env.end()) {
+    const char* inherited = std::getenv("LD_PRELOAD");
+    env["LD_PRELOAD"] = inherited && *inherited ? std::string(inherited) + ":" + library : library;
+  } else {
+    preload->second += preload->second.empty() ? library : ":" + library;
+  }
+  env["LEAKGATE_AGENT_PREFIX"] = prefix;
+  env["LEAKGATE_AGENT_SIGNAL"] = std::to_string(signal);
+  env["LEAKGATE_AGENT_SAMPLE"] = std::to_string(sample_period_bytes);
   return env;
 }
 
@@ -141,22 +194,35 @@ Result<std::optional<HeapSample>> HeapProfileSource::Read() {
     return Fail(ErrorCode::kUnavailable,
                 "no heap profile appeared at " + prefix_ + ".NNNN.heap after " +
                     std::to_string(attempts_) + " signals " + std::to_string(signal_) +
-                    ": is the target running with tcmalloc and HEAPPROFILE (heap_profile: true)?");
+                    ": is the target running with tcmalloc and HEAPPROFILE (heap_profile: true), or with "
+                    "leakgate's agent and LEAKGATE_AGENT_PREFIX?");
   }
-  // The dump is written by the target while we look: wait until its header line is complete.
-  std::string header;
+  // gperftools creates the file before it writes the dump (the agent renames a finished one): read
+  // it again until the dump is whole, that is until its MAPPED_LIBRARIES section has arrived and
+  // the file stopped growing.
+  Result<HeapProfile> profile = Fail(ErrorCode::kParse, fresh + ": empty");
+  uintmax_t previous_size = static_cast<uintmax_t>(-1);
+  int unchanged = 0;  // readings in a row with the same size
   for (int tries = 0; tries < 100; ++tries) {
-    std::ifstream in(fresh);
-    std::getline(in, header);
-    if (in && !header.empty()) break;
+    std::error_code ec;
+    const uintmax_t size = fs::file_size(fresh, ec);
+    unchanged = !ec && size > 0 && size == previous_size ? unchanged + 1 : 0;
+    if (unchanged > 0) {
+      profile = ReadHeapProfile(fresh);
+      // A dump cut short stays so: after 50 ms without change it is taken as it is.
+      if (profile && (!profile->mappings.empty() || unchanged >= 5)) break;
+    }
+    previous_size = ec ? static_cast<uintmax_t>(-1) : size;
     clock_.SleepFor(0.01);
   }
-  auto totals = ParseHeapProfileHeader(header, fresh);
-  if (!totals) return std::unexpected(totals.error());
+  if (!profile) profile = ReadHeapProfile(fresh);
+  if (!profile) return std::unexpected(profile.error());
+  if (profile->truncated) Warn(profile->truncation);
   last_profile_ = fresh;
   HeapSample sample;
-  sample.allocated_bytes = totals->inuse_bytes;
+  sample.allocated_bytes = static_cast<int64_t>(std::llround(ProfileInuseBytes(*profile)));
   sample.source = "heap-profile";
+  last_parsed_ = *std::move(profile);
   return std::optional<HeapSample>(sample);
 }
 

@@ -57,6 +57,7 @@ json SnapshotJson(const Snapshot& s) {
           {"thread_names", s.thread_names},
           {"busiest_threads", std::move(threads)},
           {"socket_descriptions", std::move(sockets)},
+          {"heap_profile", s.heap_profile.empty() ? json(nullptr) : json(s.heap_profile)},
           {"t", Number(s.t)}};
 }
 
@@ -181,6 +182,30 @@ json GateResultToJson(const GateResult& r, const json& scenario, const json& env
     timeline.push_back(std::move(point));
   }
   out["timeline"] = std::move(timeline);
+  if (r.heap_profiles) {
+    const HeapProfileSummary& h = *r.heap_profiles;
+    json peak_sites = json::array();
+    for (const SiteUsage& site : h.peak_sites) {
+      json entry = {{"site", site.site.signature},
+                    {"id", site.site.id},
+                    {"bytes", Number(site.inuse_bytes)},
+                    {"objects", Number(site.inuse_objects)},
+                    {"stack", site.site.stack}};
+      if (!site.site.file.empty()) {
+        entry["location"] =
+            site.site.file + (site.site.line > 0 ? ":" + std::to_string(site.site.line) : "");
+      }
+      peak_sites.push_back(std::move(entry));
+    }
+    out["heap_profiles"] = {{"profiler", h.profiler},
+                            {"sampled", h.sampled},
+                            {"sample_period", h.sample_period},
+                            {"files", h.profiles},
+                            {"notes", h.notes},
+                            {"peak_run", h.peak_run},
+                            {"peak_bytes", Number(h.peak_bytes)},
+                            {"peak_sites", std::move(peak_sites)}};
+  }
   out["warnings"] = r.warnings;
   out["wall_s"] = Number(r.wall_s);
   out["cooldown_total_s"] = Number(r.cooldown_total_s);

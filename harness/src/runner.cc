@@ -7,19 +7,24 @@
 #include <algorithm>
 #include <atomic>
 #include <cerrno>
+#include <cctype>
 #include <chrono>
 #include <cmath>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <future>
+#include <map>
 #include <memory>
 #include <sstream>
 #include <thread>
 #include <tuple>
 #include <utility>
 
+#include "harness/heap_attribution.h"
+#include "harness/heap_profile.h"
 #include "harness/heap_profile_source.h"
+#include "harness/symbolizer.h"
 
 namespace leakgate::harness {
 namespace {
@@ -55,6 +60,8 @@ class Gate {
       result_.exit_code = kExitTargetFailed;
       result_.error = status.error().message;
       Say("error: " + result_.error);
+    } else {
+      AttributeHeap();
     }
     for (const auto& w : sampler_.warnings()) AddWarning(w);
     if (heap_) {
@@ -225,6 +232,170 @@ class Gate {
     return {};
   }
 
+  // Names what the heap profiles show, while the target still runs (its /proc/PID/fd is read for
+  // the sockets' creation stacks): the allocation sites that grew between the reference (the last
+  // warm-up run, or the baseline) and each judged run, the sites at the highest peak, and where
+  // new threads and sockets were created. The verdict is already decided: attribution only adds
+  // names and notes, never changes it.
+  void AttributeHeap() {
+    if (!result_.analysis) return;
+    std::string reference = result_.baseline.heap_profile;
+    std::vector<const RunRecord*> judged;
+    for (const RunRecord& run : result_.runs) {
+      if (run.warmup) {
+        if (!run.after.heap_profile.empty()) reference = run.after.heap_profile;
+      } else {
+        judged.push_back(&run);
+      }
+    }
+    std::vector<std::string> paths;
+    if (!reference.empty()) paths.push_back(reference);
+    for (const RunRecord* run : judged) {
+      if (!run->after.heap_profile.empty()) paths.push_back(run->after.heap_profile);
+    }
+    if (paths.empty()) return;  // the heap source writes no profiles
+
+    Say("naming allocation sites from " + std::to_string(paths.size()) + " heap profiles");
+    Analysis& analysis = *result_.analysis;
+    HeapProfileSummary summary;
+    summary.profiler = heap_ ? std::string(heap_->name()) : "";
+    Addr2lineSymbolizer symbolizer;
+    const Suppressions none;
+    HeapAttribution attribution = AttributeHeapGrowth(
+        paths, config_.suppressions ? *config_.suppressions : none, symbolizer);
+    summary.sampled = attribution.sampled;
+    summary.sample_period = attribution.sample_period;
+    summary.profiles = attribution.profiles;
+    summary.notes = attribution.notes;
+
+    std::vector<GrowthItem> heap_items = attribution.growth;
+    // Heap sites first, as the kind the heap check is about; the others keep their order.
+    analysis.growth.insert(analysis.growth.begin(), heap_items.begin(), heap_items.end());
+    const GrowthItem* top = nullptr;
+    for (const GrowthItem& item : heap_items) {
+      if (item.suppressed.empty()) {
+        top = &item;
+        break;
+      }
+    }
+    for (CheckResult& check : analysis.checks) {
+      if (check.name != "heap_growth_per_run" || check.verdict == Verdict::kPass) continue;
+      if (top != nullptr) {
+        check.detail += " Largest growing site: " + top->site + " (" +
+                        FormatSize(static_cast<int64_t>(top->per_run)) + "/run" +
+                        (top->location.empty() ? "" : ", " + top->location) + ").";
+      }
+    }
+
+    // The sites at the highest peak of a judged run.
+    const RunRecord* peak_run = nullptr;
+    for (const RunRecord* run : judged) {
+      if (run->after.heap_profile.empty()) continue;
+      if (peak_run == nullptr || run->peak_rss_bytes > peak_run->peak_rss_bytes) peak_run = run;
+    }
+    std::optional<HeapProfile> last;
+    if (peak_run != nullptr) {
+      if (auto profile = ReadHeapProfile(peak_run->after.heap_profile); profile) {
+        if (!profile->peak_entries.empty()) {
+          HeapProfile at_peak = *profile;
+          at_peak.entries = profile->peak_entries;
+          at_peak.truncated = false;
+          if (auto sites = GroupBySite(at_peak, symbolizer); sites) {
+            summary.peak_run = peak_run->index;
+            for (const SiteUsage& site : *sites) summary.peak_bytes += site.inuse_bytes;
+            for (const SiteUsage& site : *sites) {
+              if (summary.peak_sites.size() >= 10) break;
+              summary.peak_sites.push_back(site);
+            }
+          } else {
+            summary.notes.push_back("sites at the peak not named: " + sites.error().message);
+          }
+        }
+      }
+    }
+    if (!summary.peak_sites.empty()) {
+      for (CheckResult& check : analysis.checks) {
+        if (check.name != "peak_rss") continue;
+        const SiteUsage& first = summary.peak_sites.front();
+        check.detail += " At the peak of run " + std::to_string(summary.peak_run) + " the heap held " +
+                        FormatSize(static_cast<int64_t>(summary.peak_bytes)) + ", most of it from " +
+                        first.site.signature + " (" +
+                        FormatSize(static_cast<int64_t>(first.inuse_bytes)) + ").";
+      }
+    }
+
+    // Creation stacks of new threads and sockets, from the agent's lines in the last profile.
+    if (!judged.empty() && !judged.back()->after.heap_profile.empty()) {
+      if (auto profile = ReadHeapProfile(judged.back()->after.heap_profile); profile) {
+        NameCreationStacks(*profile, symbolizer, analysis.growth);
+      }
+    }
+    for (const std::string& w : symbolizer.warnings()) summary.notes.push_back(w);
+    std::vector<std::string> distinct;
+    for (std::string& note : summary.notes) {
+      if (std::find(distinct.begin(), distinct.end(), note) == distinct.end()) {
+        distinct.push_back(std::move(note));
+      }
+    }
+    summary.notes = std::move(distinct);
+    result_.heap_profiles = std::move(summary);
+  }
+
+  // Symbolized frames of a creation stack, from the first frame outside the allocator, the
+  // standard library and the agent outwards.
+  static std::vector<std::string> CreationFrames(const std::vector<uint64_t>& frames,
+                                                 const HeapProfile& profile, Symbolizer& symbolizer) {
+    auto symbolized = symbolizer.Symbolize(frames, profile.mappings);
+    if (!symbolized) return {};
+    std::vector<SourceFrame> flat;
+    for (const auto& per_address : *symbolized) {
+      flat.insert(flat.end(), per_address.begin(), per_address.end());
+    }
+    return SiteOfStack(flat).stack;
+  }
+
+  // Attaches to each thread growth item the creation stack of a thread of that name, and to each
+  // socket growth item the creation stack of a socket of that site, when the agent recorded them.
+  void NameCreationStacks(const HeapProfile& profile, Symbolizer& symbolizer,
+                          std::vector<GrowthItem>& growth) {
+    std::map<std::string, const CreationStack*> thread_by_name;  // the newest of each name
+    for (const CreationStack& thread : profile.threads) {
+      auto& slot = thread_by_name[thread.name];
+      if (slot == nullptr || thread.id > slot->id) slot = &thread;
+    }
+    std::map<std::string, const CreationStack*> socket_by_site;
+    if (!profile.sockets.empty()) {
+      const SocketTable table = DescribeSockets();
+      const SocketSites sites(table);
+      for (const CreationStack& socket : profile.sockets) {
+        std::error_code ec;
+        const std::string link =
+            std::filesystem::read_symlink("/proc/" + std::to_string(target_.pid()) + "/fd/" +
+                                              std::to_string(socket.id),
+                                          ec)
+                .string();
+        if (ec) continue;
+        const std::vector<std::string> one = {link};
+        const std::vector<ResolvedFd> resolved = ResolveFds(one, table);
+        if (resolved.empty()) continue;
+        auto& slot = socket_by_site[resolved.front().site];
+        if (slot == nullptr || socket.id > slot->id) slot = &socket;
+      }
+    }
+    for (GrowthItem& item : growth) {
+      if (!item.stack.empty()) continue;
+      const CreationStack* creation = nullptr;
+      if (item.kind == "thread") {
+        std::string name = item.site;
+        std::replace_if(name.begin(), name.end(), [](char c) { return std::isspace(static_cast<unsigned char>(c)); }, '_');
+        if (auto it = thread_by_name.find(name); it != thread_by_name.end()) creation = it->second;
+      } else if (item.kind == "socket" || item.kind == "fd") {
+        if (auto it = socket_by_site.find(item.site); it != socket_by_site.end()) creation = it->second;
+      }
+      if (creation != nullptr) item.stack = CreationFrames(creation->frames, profile, symbolizer);
+    }
+  }
+
   // Sends the CPU profiler's switch signal (when profiling); false when not sent.
   bool SwitchCpuProfiler() {
     if (config_.cpu_profile_signal <= 0) return false;
@@ -331,6 +502,7 @@ class Gate {
       AddWarning("heap statistics could not be read: " + heap.error().message);
       return;
     }
+    snap.heap_profile = heap_->LastProfile();
     if (!*heap) return;
     snap.heap_bytes = (*heap)->allocated_bytes;
     snap.heap_cached_bytes = (*heap)->cached_bytes;
@@ -519,8 +691,14 @@ GateResult RunScenario(const Scenario& scenario, const ScenarioRunOptions& optio
       std::error_code ec;
       std::filesystem::create_directories(std::filesystem::path(options.out_dir) / "heap", ec);
       heap_profile_prefix = (std::filesystem::path(options.out_dir) / "heap" / "target").string();
-      auto env = HeapProfileEnvironment(heap_profile_prefix, SIGUSR2, so.env);
-      if (!env) return error_result(kExitUsage, env.error().message);
+      const HeapProfileConfig& hp = *scenario.heap_profile;
+      auto env = hp.profiler == HeapProfileConfig::Profiler::kAgent
+                     ? AgentProfileEnvironment(heap_profile_prefix, hp.signal, hp.sample_bytes, so.env)
+                     : HeapProfileEnvironment(heap_profile_prefix, hp.signal, so.env);
+      if (!env) {
+        return error_result(kExitUsage,
+                            scenario.file.string() + ": /heap_profile: " + env.error().message);
+      }
       so.env = std::move(*env);
     }
     if (scenario.cpu_profile) {
@@ -551,7 +729,7 @@ GateResult RunScenario(const Scenario& scenario, const ScenarioRunOptions& optio
     if (scenario.heap_profile) {
       return error_result(kExitUsage,
                           scenario.file.string() + ": /heap_profile: needs a spawned target (an "
-                          "attached process cannot be given tcmalloc and HEAPPROFILE); set it to false "
+                          "attached process cannot be given a preloaded profiler); set it to false "
                           "or use target.spawn");
     }
     auto attached = AttachTarget(scenario.target.attach->pid);
@@ -592,7 +770,8 @@ GateResult RunScenario(const Scenario& scenario, const ScenarioRunOptions& optio
 
   std::unique_ptr<HeapSource> heap;
   if (!heap_profile_prefix.empty()) {
-    heap = std::make_unique<HeapProfileSource>(target->pid(), heap_profile_prefix, SIGUSR2, clock);
+    heap = std::make_unique<HeapProfileSource>(target->pid(), heap_profile_prefix,
+                                               scenario.heap_profile->signal, clock);
   } else if (heap_config) {
     PrometheusHeapOptions ho;
     PlaceholderValues values = scenario.placeholders;

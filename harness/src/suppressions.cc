@@ -1,1 +1,240 @@
 #include "harness/suppressions.h"
+
+#include <fnmatch.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <sstream>
+#include <utility>
+
+namespace leakgate::harness {
+namespace {
+
+using nlohmann::json;
+
+constexpr std::string_view kSchema = "leakgate.suppressions/1";
+const std::vector<std::string> kTopKeys = {"schema", "suppressions"};
+const std::vector<std::string> kEntryKeys = {"kind", "site", "reason"};
+const std::vector<std::string> kKinds = {"heap", "fd", "socket", "thread", "*"};
+
+std::string Quote(std::string_view text) { return json(std::string(text)).dump(); }
+
+// "a string (\"abc\")", "the number 3", ... for "got ..." in messages.
+std::string Describe(const json& value) {
+  std::string text = value.dump();
+  if (text.size() > 60) text = text.substr(0, 57) + "...";
+  switch (value.type()) {
+    case json::value_t::string:
+      return "a string (" + text + ")";
+    case json::value_t::number_integer:
+    case json::value_t::number_unsigned:
+    case json::value_t::number_float:
+      return "the number " + text;
+    case json::value_t::array:
+      return "an array (" + text + ")";
+    case json::value_t::object:
+      return "an object";
+    default:
+      return text;  // null, true, false
+  }
+}
+
+std::string OneOf(const std::vector<std::string>& names) {
+  std::string text;
+  for (const std::string& name : names) text += (text.empty() ? "" : ", ") + name;
+  return text;
+}
+
+std::string PointerToken(std::string_view key) {
+  std::string out;
+  for (char c : key) {
+    if (c == '~') {
+      out += "~0";
+    } else if (c == '/') {
+      out += "~1";
+    } else {
+      out += c;
+    }
+  }
+  return out;
+}
+
+// "FILE:LINE:COLUMN: invalid JSON: <what>" for a parse error at byte `byte` (1-based) of `text`.
+std::string SyntaxErrorMessage(const std::string& file, std::string_view text, size_t byte,
+                               std::string what) {
+  const size_t end = std::min(byte > 0 ? byte - 1 : 0, text.size());
+  size_t line = 1;
+  size_t line_start = 0;
+  for (size_t i = 0; i < end; ++i) {
+    if (text[i] == '\n') {
+      ++line;
+      line_start = i + 1;
+    }
+  }
+  // nlohmann's text is "[json.exception.parse_error.101] parse error at line L, column C: <what>".
+  const size_t colon = what.find(": ");
+  if (what.rfind("[json.exception", 0) == 0 && colon != std::string::npos) {
+    what = what.substr(colon + 2);
+  }
+  return file + ":" + std::to_string(line) + ":" + std::to_string(end - line_start + 1) +
+         ": invalid JSON: " + what;
+}
+
+// Every problem of a file, each "FILE: /json/path: what", reported together in path order.
+class Problems {
+ public:
+  explicit Problems(std::string file) : file_(std::move(file)) {}
+  void Add(const std::string& path, const std::string& what) {
+    lines_.emplace_back(path, file_ + ": " + (path.empty() ? "/" : path) + ": " + what);
+  }
+  bool empty() const { return lines_.empty(); }
+  std::string Message() const {
+    auto sorted = lines_;
+    std::stable_sort(sorted.begin(), sorted.end(),
+                     [](const auto& a, const auto& b) { return a.first < b.first; });
+    std::string text;
+    for (const auto& [path, line] : sorted) text += (text.empty() ? "" : "\n") + line;
+    return text;
+  }
+
+ private:
+  std::string file_;
+  std::vector<std::pair<std::string, std::string>> lines_;
+};
+
+void CheckKeys(Problems& problems, const json& object, const std::string& path,
+               const std::vector<std::string>& allowed) {
+  for (const auto& [key, value] : object.items()) {
+    if (std::find(allowed.begin(), allowed.end(), key) == allowed.end()) {
+      problems.Add(path + "/" + PointerToken(key),
+                   "unknown key " + Quote(key) + "; expected one of: " + OneOf(allowed));
+    }
+  }
+}
+
+// A required, non-blank string member.
+std::optional<std::string> RequiredString(Problems& problems, const json& object,
+                                          const std::string& path, const std::string& key,
+                                          const std::string& what) {
+  const std::string here = path + "/" + key;
+  const auto it = object.find(key);
+  if (it == object.end()) {
+    problems.Add(here, "required: " + what);
+    return std::nullopt;
+  }
+  if (!it->is_string()) {
+    problems.Add(here, "expected " + what + ", got " + Describe(*it));
+    return std::nullopt;
+  }
+  std::string text = it->get<std::string>();
+  if (text.find_first_not_of(" \t\r\n") == std::string::npos) {
+    problems.Add(here, "expected " + what + ", got an empty string");
+    return std::nullopt;
+  }
+  return text;
+}
+
+}  // namespace
+
+const Suppression* Suppressions::Match(std::string_view kind,
+                                       const std::vector<std::string>& names) const {
+  const std::string kind_text(kind);
+  for (const Suppression& entry : entries) {
+    if (entry.kind != "*" && entry.kind != kind_text) continue;
+    for (const std::string& name : names) {
+      if (!name.empty() && ::fnmatch(entry.pattern.c_str(), name.c_str(), 0) == 0) return &entry;
+    }
+  }
+  return nullptr;
+}
+
+Result<Suppressions> ParseSuppressions(std::string_view text, const std::filesystem::path& path) {
+  const std::string file = path.string();
+  json document;
+  try {
+    document = json::parse(text, nullptr, /*allow_exceptions=*/true, /*ignore_comments=*/true);
+  } catch (const json::parse_error& e) {
+    return Fail(ErrorCode::kParse, SyntaxErrorMessage(file, text, e.byte, e.what()));
+  } catch (const json::exception& e) {
+    return Fail(ErrorCode::kParse, file + ": invalid JSON: " + e.what());
+  }
+  const std::string shape = "{\"schema\": \"" + std::string(kSchema) +
+                            "\", \"suppressions\": [{\"kind\": ..., \"site\": ..., \"reason\": "
+                            "...}]}";
+  if (!document.is_object()) {
+    return Fail(ErrorCode::kInvalidArgument,
+                file + ": /: expected a suppressions object " + shape + ", got " +
+                    Describe(document));
+  }
+  Problems problems(file);
+  CheckKeys(problems, document, "", kTopKeys);
+  const std::string schema_what = "\"" + std::string(kSchema) + "\"";
+  if (auto schema = RequiredString(problems, document, "", "schema", schema_what)) {
+    if (*schema != kSchema) {
+      problems.Add("/schema", "expected " + schema_what + " (the format this leakgate reads), got " +
+                                  Quote(*schema));
+    }
+  }
+  Suppressions suppressions;
+  suppressions.source = file;
+  const auto list = document.find("suppressions");
+  if (list == document.end()) {
+    problems.Add("/suppressions", "required: an array of {\"kind\", \"site\", \"reason\"} objects");
+  } else if (!list->is_array()) {
+    problems.Add("/suppressions",
+                 "expected an array of {\"kind\", \"site\", \"reason\"} objects, got " +
+                     Describe(*list));
+  } else {
+    for (size_t i = 0; i < list->size(); ++i) {
+      const json& item = (*list)[i];
+      const std::string here = "/suppressions/" + std::to_string(i);
+      if (!item.is_object()) {
+        problems.Add(here, "expected an object {\"kind\": ..., \"site\": ..., \"reason\": ...}, "
+                           "got " + Describe(item));
+        continue;
+      }
+      CheckKeys(problems, item, here, kEntryKeys);
+      Suppression entry;
+      const std::string kind_what = "one of " + OneOf(kKinds);
+      auto kind = RequiredString(problems, item, here, "kind", kind_what);
+      if (kind && std::find(kKinds.begin(), kKinds.end(), *kind) == kKinds.end()) {
+        problems.Add(here + "/kind", "unknown kind " + Quote(*kind) + "; expected " + kind_what);
+        kind.reset();
+      }
+      auto site = RequiredString(
+          problems, item, here, "site",
+          "a wildcard pattern for the site (\"*\", \"?\" and \"[...]\" as in a shell)");
+      auto reason = RequiredString(problems, item, here, "reason",
+                                   "a reason: why this growth is known and accepted");
+      if (!kind || !site || !reason) continue;
+      entry.kind = *kind;
+      entry.pattern = *site;
+      entry.reason = *reason;
+      suppressions.entries.push_back(std::move(entry));
+    }
+  }
+  if (!problems.empty()) return Fail(ErrorCode::kInvalidArgument, problems.Message());
+  return suppressions;
+}
+
+Result<Suppressions> LoadSuppressions(const std::filesystem::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) {
+    const int error = errno;
+    std::error_code ec;
+    if (!std::filesystem::exists(path, ec)) {
+      return Fail(ErrorCode::kNotFound, "suppressions file " + path.string() + " does not exist");
+    }
+    return Fail(ErrorCode::kIo, "cannot read suppressions file " + path.string() + ": " +
+                                    std::strerror(error));
+  }
+  std::ostringstream text;
+  text << in.rdbuf();
+  if (in.bad()) return Fail(ErrorCode::kIo, "cannot read suppressions file " + path.string());
+  return ParseSuppressions(text.str(), path);
+}
+
+}  // namespace leakgate::harness

@@ -1,5 +1,8 @@
 // leakgate: the leak-regression gate.
-//   leakgate run SCENARIO.json [--out DIR] [--runs N] [--set KEY=VALUE]... [--pid PID] [--quiet]
+//   leakgate run SCENARIO.json [--out DIR] [--runs N] [--set KEY=VALUE]... [--pid PID]
+//                [--suppressions FILE] [--quiet]
+//   leakgate sites REFERENCE.heap LATER.heap... [--suppressions FILE] [--all]
+//     (what grew between heap profiles, by allocation site)
 // Exit codes: 0 no drift; 1 drift over a threshold; 2 usage or scenario error; 3 the target failed;
 // 4 inconclusive after the maximum number of runs.
 #include <unistd.h>
@@ -14,10 +17,14 @@
 
 #include "harness/clock.h"
 #include "harness/console_table.h"
+#include "harness/heap_profile.h"
+#include "harness/heap_sites.h"
 #include "harness/proc_reader.h"
 #include "harness/result_writer.h"
 #include "harness/runner.h"
 #include "harness/scenario.h"
+#include "harness/suppressions.h"
+#include "harness/symbolizer.h"
 #include "harness/target.h"
 
 namespace leakgate::harness {
@@ -29,7 +36,14 @@ struct RunArguments {
   std::optional<int> runs;
   std::vector<std::string> sets;
   std::optional<int> pid;
+  std::string suppressions;
   bool quiet = false;
+};
+
+struct SitesArguments {
+  std::vector<std::string> profiles;
+  std::string suppressions;
+  bool all = false;
 };
 
 bool ProgressWanted(bool quiet) {
@@ -48,6 +62,11 @@ int Run(const RunArguments& args) {
   if (args.pid) {
     // Attach instead of spawning: the scenario's workload and thresholds stay as they are.
     load.overrides.push_back("target={\"attach\":{\"pid\":" + std::to_string(*args.pid) + "}}");
+  }
+  if (!args.suppressions.empty()) {
+    load.overrides.push_back(
+        "suppressions=" +
+        nlohmann::json(std::filesystem::absolute(args.suppressions, ec).string()).dump());
   }
   load.runs = args.runs;
   std::filesystem::path out = args.out;
@@ -91,6 +110,56 @@ int Run(const RunArguments& args) {
   return result.exit_code;
 }
 
+// Prints the sites whose in-use bytes grew across heap profiles of one process.
+int Sites(const SitesArguments& args) {
+  Suppressions suppressions;
+  if (!args.suppressions.empty()) {
+    auto loaded = LoadSuppressions(args.suppressions);
+    if (!loaded) {
+      std::cerr << "leakgate: " << loaded.error().message << "\n";
+      return kExitUsage;
+    }
+    suppressions = std::move(*loaded);
+  }
+  std::vector<HeapProfile> profiles;
+  for (const std::string& path : args.profiles) {
+    auto profile = ReadHeapProfile(path);
+    if (!profile) {
+      std::cerr << "leakgate: " << profile.error().message << "\n";
+      return kExitUsage;
+    }
+    profiles.push_back(std::move(*profile));
+  }
+  Addr2lineSymbolizer symbolizer;
+  SiteGrowthOptions options;
+  if (args.all) options.floor_bytes = 1;
+  auto report = SiteGrowthAcross(profiles, symbolizer, suppressions, options);
+  if (!report) {
+    std::cerr << "leakgate: " << report.error().message << "\n";
+    return kExitUsage;
+  }
+  for (const std::string& note : report->notes) std::cout << "note: " << note << "\n";
+  int shown = 0;
+  for (const SiteGrowth& site : report->sites) {
+    if (!site.growing && site.suppressed.empty() && !args.all) continue;
+    ++shown;
+    std::cout << (site.suppressed.empty() ? (site.growing ? "GROWING " : "        ") : "SUPPRESSED ")
+              << FormatSize(static_cast<int64_t>(site.per_run)) << "/profile, total "
+              << FormatSize(static_cast<int64_t>(site.total)) << "  " << site.site.signature
+              << "  [" << site.site.id << "]\n";
+    if (!site.suppressed.empty()) std::cout << "    suppressed: " << site.suppressed << "\n";
+    for (const std::string& frame : site.site.stack) std::cout << "    " << frame << "\n";
+  }
+  if (shown == 0) {
+    std::cout << "no allocation site grew across the " << profiles.size() << " profiles"
+              << (report->sampled ? " (sampled: one sample per " +
+                                        FormatSize(report->sample_period) + ")"
+                                  : std::string())
+              << "\n";
+  }
+  return kExitPass;
+}
+
 int Main(int argc, char** argv) {
   CLI::App app{"leakgate: runs a workload N times against a target and fails when anything drifts"};
   app.require_subcommand(1);
@@ -103,7 +172,18 @@ int Main(int argc, char** argv) {
   run->add_option("--set", run_args.sets, "override a scenario field: KEY=VALUE (dotted path)");
   run->add_option("--pid", run_args.pid, "attach to this running process instead of the scenario's target")
       ->check(CLI::PositiveNumber);
+  run->add_option("--suppressions", run_args.suppressions,
+                  "file of known growth (overrides the scenario's suppressions)");
   run->add_flag("--quiet", run_args.quiet, "no progress on stderr");
+  SitesArguments sites_args;
+  CLI::App* sites = app.add_subcommand(
+      "sites", "what grew between heap profiles of one process, by allocation site");
+  sites->add_option("profiles", sites_args.profiles,
+                    "heap profiles: the reference first, then later ones (at least two)")
+      ->required()
+      ->expected(2, 1000);
+  sites->add_option("--suppressions", sites_args.suppressions, "file of known growth");
+  sites->add_flag("--all", sites_args.all, "list every site, growing or not");
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -111,6 +191,7 @@ int Main(int argc, char** argv) {
     return code == 0 ? 0 : kExitUsage;
   }
   if (*run) return Run(run_args);
+  if (*sites) return Sites(sites_args);
   return kExitUsage;
 }
 

@@ -12,7 +12,9 @@
 // innermost first. leakgate's agent adds lines starting with `# leakgate-agent` (ignored by pprof)
 // carrying the exact totals of the whole heap, counted on every allocation even when stacks are
 // sampled: `# leakgate-agent exact_inuse_objects=N exact_inuse_bytes=N exact_alloc_objects=N
-// exact_alloc_bytes=N sample_period=N pid=N`.
+// exact_alloc_bytes=N sample_period=N pid=N`. Its resource lines (`thread TID NAME @ ...`,
+// `fd FD @ ...`) and peak lines (`peak N: B [N: B] @ ...`) are read into their own fields; any
+// other `#` line is skipped.
 //
 // gperftools writes at most 1 MiB and silently drops stacks beyond it: a profile whose stack lines
 // sum to less than its header says, or whose MAPPED_LIBRARIES section is missing, is marked
@@ -55,6 +57,14 @@ struct MappedRegion {
   std::string path;     // "" for anonymous memory; "[heap]", "[vdso]", ... kept as written
 };
 
+// Where a resource still alive at the dump was created (the agent's `# leakgate-agent thread TID
+// NAME @ ...` and `# leakgate-agent fd FD @ ...` lines).
+struct CreationStack {
+  int64_t id = 0;                // the thread's kernel id, or the descriptor's number
+  std::string name;              // the thread's name (whitespace written as '_'); "" for an fd
+  std::vector<uint64_t> frames;  // return addresses, innermost first
+};
+
 struct HeapProfile {
   std::string source;  // the file or name it was read from (for messages)
   HeapProfileKind kind = HeapProfileKind::kExact;
@@ -64,6 +74,12 @@ struct HeapProfile {
   std::vector<MappedRegion> mappings;     // empty when the section is missing
   // Exact totals of the whole heap from the agent's `# leakgate-agent` line, when present.
   std::optional<HeapProfileTotals> exact_totals;
+  // The agent's resource lines: threads made with pthread_create and sockets still open.
+  std::vector<CreationStack> threads;
+  std::vector<CreationStack> sockets;
+  // The agent's peak snapshot (`# leakgate-agent peak N: B [N: B] @ ...` lines, same figures as
+  // stack lines): the stacks holding the heap at its highest point since the previous profile.
+  std::vector<HeapProfileEntry> peak_entries;
   bool truncated = false;
   std::string truncation;  // why it is thought truncated, with the figures; "" when complete
 };

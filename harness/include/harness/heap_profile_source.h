@@ -1,7 +1,9 @@
 // Exact heap statistics of a spawned target through gperftools' heap profiler, for targets that do
 // not export their own: the target runs with tcmalloc preloaded (`LD_PRELOAD`), `HEAPPROFILE=PREFIX`
-// and `HEAPPROFILESIGNAL=N`; each Read() sends signal N and reads the in-use totals from the header of
-// the profile the target dumps (`heap profile: N: BYTES [N: BYTES] @ heapprofile`).
+// and `HEAPPROFILESIGNAL=N`; each Read() sends signal N and reads the in-use totals of the profile
+// the target dumps (`heap profile: N: BYTES [N: BYTES] @ heapprofile`, read by heap_profile.h). The
+// same source reads the profiles of leakgate's agent (AgentProfileEnvironment), which are named and
+// laid out the same way and carry the exact totals even when their stacks are sampled.
 //
 // A dump is occasionally skipped by the target (PLATFORM.md): Read() waits for a new file and signals
 // again, a bounded number of times. The profiles stay in the output folder, readable by
@@ -13,6 +15,7 @@
 
 #include <cstdint>
 #include <map>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -32,6 +35,20 @@ std::string FindTcmallocLibrary();
 Result<std::map<std::string, std::string>> HeapProfileEnvironment(
     const std::string& prefix, int signal, const std::map<std::string, std::string>& base = {});
 
+// Where leakgate's allocation agent (libleakgate_agent.so) lives: $LEAKGATE_AGENT_LIBRARY when it
+// names an existing file, else <folder of this program>/../lib/libleakgate_agent.so, else
+// /usr/local/lib or /usr/lib; "" when none exists.
+std::string FindAgentLibrary();
+
+// The environment that makes a spawned target write the agent's profiles to `prefix`.NNNN.heap on
+// `signal`, taking one sample per `sample_period_bytes` allocated on average (0: every allocation):
+// LD_PRELOAD (appended to any existing value in `base`), LEAKGATE_AGENT_PREFIX,
+// LEAKGATE_AGENT_SIGNAL, LEAKGATE_AGENT_SAMPLE. kNotFound when the agent library is not found;
+// kInvalidArgument for a negative period.
+Result<std::map<std::string, std::string>> AgentProfileEnvironment(
+    const std::string& prefix, int signal, int64_t sample_period_bytes,
+    const std::map<std::string, std::string>& base = {});
+
 // Parses the first line of a legacy text heap profile. kParse naming `source` when it is not one.
 Result<HeapProfileTotals> ParseHeapProfileHeader(std::string_view text, std::string_view source);
 
@@ -41,14 +58,20 @@ class HeapProfileSource : public HeapSource {
   HeapProfileSource(pid_t pid, std::string prefix, int signal, Clock& clock,
                     double timeout_s = 3.0, int attempts = 3);
 
-  // Success: the totals of a new dump (allocated = in-use bytes; cached bytes are not in a profile).
-  // Failure: kUnavailable when no new profile appeared after `attempts` signals, naming the prefix;
-  // kParse when the dump's header cannot be read.
+  // Success: the totals of a new dump (allocated = in-use bytes: the agent's exact total when the
+  // profile has one, else the header's for an exact profile, else the unsampled estimate; cached
+  // bytes are not in a profile). A dump still being written is read again until it is complete (or
+  // used as it is, with a warning, when it stays cut short). Failure: kUnavailable when no new
+  // profile appeared after `attempts` signals, naming the prefix; kParse when the dump cannot be
+  // read as a heap profile.
   Result<std::optional<HeapSample>> Read() override;
   std::string_view name() const override { return "heap-profile"; }
 
   // The newest profile read so far ("" before the first Read()).
   const std::string& last_profile() const { return last_profile_; }
+  std::string LastProfile() const override { return last_profile_; }
+  // The newest profile read so far, parsed (nullopt before the first Read()).
+  const std::optional<HeapProfile>& last_parsed() const { return last_parsed_; }
 
  private:
   std::string NewestProfile() const;
@@ -60,6 +83,7 @@ class HeapProfileSource : public HeapSource {
   double timeout_s_;
   int attempts_;
   std::string last_profile_;
+  std::optional<HeapProfile> last_parsed_;
 };
 
 }  // namespace leakgate::harness

@@ -11,7 +11,8 @@
 // A site's *signature* is stable across commits and builds: the demangled function without its
 // parameter list, then the source file's base name ("leakgate::engine::StrategyFactory::Make
 // (strategy.cc)"); never an address or a line number. `id` is 12 hex digits of the FNV-1a 64
-// hash of the signature, for short references in reports.
+// hash of the signature, for short references in reports. (A frame that cannot be named at all, in
+// an object without symbols, can only be "module+0xOFFSET": stable for one build only.)
 //
 // Growth across profiles: profile 0 is the reference (after the warm-up), profile k the state after
 // judged run k. For each site, its estimated in-use bytes in each profile; `per_run` is the
@@ -48,6 +49,10 @@ struct AllocationSite {
   std::string module;
   // Up to 8 frames from the site outwards, "function file:line" (or "module+0xOFFSET").
   std::vector<std::string> stack;
+  // For a site inside a shared library (sqlite, a driver): the first frame further out that is in
+  // another object and outside the allocator and the standard library, "function file:line" (the
+  // program's call into the library); "" for a site in the program itself.
+  std::string called_from;
 };
 
 // True for a frame that belongs to the allocator or the standard library (see above).
@@ -65,7 +70,7 @@ struct StackDelta {
   double base_objects = 0;
   double later_objects = 0;
 };
-// Stacks present in either profile, largest growth first.
+// Stacks with live objects in either profile, largest growth first.
 std::vector<StackDelta> DiffByStack(const HeapProfile& base, const HeapProfile& later);
 
 struct SiteUsage {

@@ -42,6 +42,7 @@
 #include "harness/analysis.h"
 #include "harness/attribution.h"
 #include "harness/clock.h"
+#include "harness/heap_sites.h"
 #include "harness/heap_source.h"
 #include "harness/proc_reader.h"
 #include "harness/process_sampler.h"
@@ -81,6 +82,22 @@ struct Snapshot {
   std::vector<ResolvedFd> resolved_fds;
   // CPU over the window by thread name, threads using CPU only (GroupThreadCpu).
   std::vector<ThreadGroupCpu> idle_threads;
+  // The heap profile written at this point (HeapSource::LastProfile); "" without one.
+  std::string heap_profile;
+};
+
+// What the heap profiles of a gate showed beyond the growth items (which go to Analysis::growth).
+struct HeapProfileSummary {
+  std::string profiler;        // the heap source's name: "agent", "heap-profile", ...
+  bool sampled = false;
+  int64_t sample_period = 0;   // bytes per sample when sampled
+  std::vector<std::string> profiles;  // diffed: the reference (after the warm-up), then judged runs
+  std::vector<std::string> notes;     // unreadable or truncated profiles, symbolizer problems
+  // The sites holding the most memory at the peak of the judged run with the highest peak RSS
+  // (from the agent's peak snapshot), largest first; empty when the profiles have no peak.
+  int peak_run = 0;
+  double peak_bytes = 0;  // estimated heap in use at that peak
+  std::vector<SiteUsage> peak_sites;
 };
 
 struct RunRecord {
@@ -131,6 +148,7 @@ struct GateResult {
   std::optional<ExitInfo> target_exit;
   double wall_s = 0;
   double cooldown_total_s = 0;
+  std::optional<HeapProfileSummary> heap_profiles;  // when the heap source wrote profiles
 };
 
 struct GateConfig {

@@ -24,6 +24,12 @@ GrowthItem GrowthItemOfSite(const SiteGrowth& site) {
     item.location = site.site.file + (site.site.line > 0 ? ":" + std::to_string(site.site.line) : "");
   }
   item.stack = site.site.stack;
+  // A site inside a library (sqlite's page cache, say) is reached from the program: that call is
+  // what a reader can act on, so it leads the frames after the site.
+  if (!site.site.called_from.empty()) {
+    if (item.stack.empty()) item.stack.push_back(site.site.signature);
+    item.stack.insert(item.stack.begin() + 1, site.site.called_from);
+  }
   item.suppressed = site.suppressed;
   return item;
 }

@@ -147,6 +147,13 @@ bool IsAllocatorOrStandardFrame(const SourceFrame& frame) {
   // Inlined library code is sometimes named without its namespace ("emplace_back") or not at
   // all: its file, a libstdc++ header, tells.
   const bool in_library_header = frame.file.find("/include/c++/") != std::string::npos;
+  // Header-only libraries installed on the system (nlohmann/json, cpp-httplib, ...) are library
+  // code too, inlined into the program: a row built with json's operator[] is charged to the
+  // program function that builds it.
+  if (!in_library_header &&
+      (frame.file.starts_with("/usr/include/") || frame.file.starts_with("/usr/local/include/"))) {
+    return true;
+  }
   if (frame.function.empty()) return in_library_header;
   const std::string name = FunctionNameWithoutParameters(frame.function);
   for (std::string_view function : kAllocatorFunctions) {

@@ -770,8 +770,12 @@ GateResult RunScenario(const Scenario& scenario, const ScenarioRunOptions& optio
 
   std::unique_ptr<HeapSource> heap;
   if (!heap_profile_prefix.empty()) {
-    heap = std::make_unique<HeapProfileSource>(target->pid(), heap_profile_prefix,
-                                               scenario.heap_profile->signal, clock);
+    auto profiles = std::make_unique<HeapProfileSource>(target->pid(), heap_profile_prefix,
+                                                        scenario.heap_profile->signal, clock);
+    profiles->set_name(scenario.heap_profile->profiler == HeapProfileConfig::Profiler::kAgent
+                           ? "agent"
+                           : "tcmalloc-profiler");
+    heap = std::move(profiles);
   } else if (heap_config) {
     PrometheusHeapOptions ho;
     PlaceholderValues values = scenario.placeholders;

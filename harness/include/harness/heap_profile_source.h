@@ -65,7 +65,9 @@ class HeapProfileSource : public HeapSource {
   // profile appeared after `attempts` signals, naming the prefix; kParse when the dump cannot be
   // read as a heap profile.
   Result<std::optional<HeapSample>> Read() override;
-  std::string_view name() const override { return "heap-profile"; }
+  std::string_view name() const override { return name_; }
+  // The name reports give the source: "agent" or "tcmalloc-profiler" (default "heap-profile").
+  void set_name(std::string name) { name_ = std::move(name); }
 
   // The newest profile read so far ("" before the first Read()).
   const std::string& last_profile() const { return last_profile_; }
@@ -83,6 +85,7 @@ class HeapProfileSource : public HeapSource {
   double timeout_s_;
   int attempts_;
   std::string last_profile_;
+  std::string name_ = "heap-profile";
   std::optional<HeapProfile> last_parsed_;
 };
 

@@ -4,7 +4,9 @@
 // A stack's *site* is its first frame (inlined frames counted) outside the allocator and the
 // standard library: operator new/malloc/calloc/realloc and their aligned forms, tcmalloc, the
 // agent, libc, libstdc++, and functions in namespaces std:: and __gnu_cxx:: (e.g. std::vector's
-// _M_realloc_insert, std::make_shared, std::__cxx11::basic_string). So a vector grown by
+// _M_realloc_insert, std::make_shared, std::__cxx11::basic_string), and code inlined from
+// header-only libraries installed under /usr/include or /usr/local/include (nlohmann/json,
+// cpp-httplib). So a vector grown by
 // `BacktestEngine::Run` is charged to `BacktestEngine::Run`, whatever container code sits between.
 // A stack entirely inside those (or empty) is charged to its innermost frame.
 //

@@ -564,6 +564,17 @@ class Gate {
   bool has_last_ = false;
 };
 
+// Removes the files named `stem`* in `folder` (profiles an earlier gate left in the same output
+// folder). Best effort: a file that cannot be removed is left.
+void RemoveProfilesOfEarlierGates(const std::filesystem::path& folder, const std::string& stem) {
+  std::error_code ec;
+  for (const auto& entry : std::filesystem::directory_iterator(folder, ec)) {
+    if (entry.path().filename().string().starts_with(stem)) {
+      std::filesystem::remove(entry.path(), ec);
+    }
+  }
+}
+
 // The signal that switches a spawned target's CPU profiler: a real-time signal, queued rather than
 // merged, that programs rarely use (SIGUSR2 asks for heap profiles).
 int CpuProfileSignal() { return SIGRTMIN + 6; }
@@ -690,6 +701,9 @@ GateResult RunScenario(const Scenario& scenario, const ScenarioRunOptions& optio
     if (scenario.heap_profile) {
       std::error_code ec;
       std::filesystem::create_directories(std::filesystem::path(options.out_dir) / "heap", ec);
+      // Profiles of an earlier gate in the same folder would look newer than this target's first
+      // ones (the names are numbered per process): they go.
+      RemoveProfilesOfEarlierGates(std::filesystem::path(options.out_dir) / "heap", "target.");
       heap_profile_prefix = (std::filesystem::path(options.out_dir) / "heap" / "target").string();
       const HeapProfileConfig& hp = *scenario.heap_profile;
       auto env = hp.profiler == HeapProfileConfig::Profiler::kAgent
@@ -704,6 +718,7 @@ GateResult RunScenario(const Scenario& scenario, const ScenarioRunOptions& optio
     if (scenario.cpu_profile) {
       std::error_code ec;
       std::filesystem::create_directories(std::filesystem::path(options.out_dir) / "cpu", ec);
+      RemoveProfilesOfEarlierGates(std::filesystem::path(options.out_dir) / "cpu", "target.");
       config.cpu_profile_prefix = (std::filesystem::path(options.out_dir) / "cpu" / "target").string();
       config.cpu_profile_signal = CpuProfileSignal();
       auto env = CpuProfileEnvironment(config.cpu_profile_prefix, config.cpu_profile_signal, so.env);

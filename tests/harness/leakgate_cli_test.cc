@@ -97,6 +97,26 @@ const json* FindGrowth(const json& result, const std::string& kind, const std::s
   return nullptr;
 }
 
+// True when one of the growth item's frames (or, with `site_too`, its site) contains `function`.
+bool StackMentions(const json& item, const std::string& function) {
+  if (!item.contains("stack")) return false;
+  for (const json& frame : item["stack"]) {
+    if (frame.get<std::string>().find(function) != std::string::npos) return true;
+  }
+  return false;
+}
+
+// The heap sites named as growing, largest first.
+std::vector<std::string> GrowingHeapSites(const json& result) {
+  std::vector<std::string> sites;
+  for (const json& g : result["growth"]) {
+    if (g["kind"] == "heap" && g["site"] != "heap in use" && g["suppressed"].is_null()) {
+      sites.push_back(g["site"]);
+    }
+  }
+  return sites;
+}
+
 std::string CheckDetail(const json& result, const std::string& name) {
   for (const json& c : result["checks"]) {
     if (c["name"] == name) return c["detail"];
@@ -119,7 +139,12 @@ void ExpectExchangeConnectionNamed(const Outcome& o, const fs::path& out) {
   }
   EXPECT_TRUE(client->at("suppressed").is_null());
   EXPECT_NE(FindGrowth(o.result, "socket", "tcp accepted on " + exchange), nullptr) << o.output;
-  EXPECT_NE(FindGrowth(o.result, "thread", "exch-heartbeat"), nullptr) << o.output;
+  const json* heartbeat = FindGrowth(o.result, "thread", "exch-heartbeat");
+  ASSERT_NE(heartbeat, nullptr) << o.output;
+  // The agent recorded where the leaked heartbeat threads were started.
+  EXPECT_TRUE(StackMentions(*heartbeat, "leakgate::engine::ExchangeAdapter::Connect"))
+      << heartbeat->dump(2);
+  EXPECT_TRUE(StackMentions(*client, "httplib::ClientImpl")) << client->dump(2);
   EXPECT_THAT(CheckDetail(o.result, "sockets_stable"), HasSubstr("tcp -> " + exchange));
   EXPECT_THAT(CheckDetail(o.result, "idle_cpu_returns"),
               AllOf(HasSubstr("Threads above their baseline CPU"), HasSubstr("exch-heartbeat")));
@@ -159,6 +184,12 @@ TEST(LeakgateCliTest, ReferenceAfterPasses) {
   EXPECT_TRUE(fs::exists(dir.path() / "stderr.log")) << "the target's output is kept";
   // Nothing is named as growing, and the sockets the service holds are resolved.
   EXPECT_TRUE(o.result["growth"].empty()) << o.result["growth"].dump(2);
+  // The agent's profiles were taken and diffed all the same.
+  ASSERT_TRUE(o.result.contains("heap_profiles")) << o.output;
+  EXPECT_EQ(o.result["heap_profiles"]["profiler"], "agent");
+  EXPECT_TRUE(o.result["heap_profiles"]["sampled"]);
+  EXPECT_EQ(o.result["heap_profiles"]["files"].size(), o.result["runs"].size());
+  EXPECT_TRUE(o.result["runs"][1]["after"]["heap_profile"].is_string());
   EXPECT_THAT(o.output, Not(HasSubstr("what grew")));
   EXPECT_THAT(CheckDetail(o.result, "idle_cpu_returns"), Not(HasSubstr("Threads above")));
   const std::string exchange = ExchangeEnd(dir.path());
@@ -189,6 +220,8 @@ struct FaultCase {
   std::string fault;
   std::set<std::string> failing;  // must fail
   std::set<std::string> passing;  // must pass
+  std::string growing_site;       // an allocation site named as growing ("" for none)
+  std::string peak_site;          // the largest site at the highest peak ("" unchecked)
 };
 
 class LeakgateFaultTest : public ::testing::TestWithParam<FaultCase> {};
@@ -204,21 +237,46 @@ TEST_P(LeakgateFaultTest, FailsOnTheChecksThatFitTheFault) {
   for (const std::string& check : c.failing) EXPECT_EQ(verdicts[check], "fail") << check << "\n" << o.output;
   for (const std::string& check : c.passing) EXPECT_EQ(verdicts[check], "pass") << check << "\n" << o.output;
   if (c.fault == "unclosed-connection") ExpectExchangeConnectionNamed(o, dir.path());
+  // Named by what grew: the allocation site, from the agent's sampled profiles.
+  const std::vector<std::string> growing = GrowingHeapSites(o.result);
+  if (c.growing_site.empty()) {
+    EXPECT_THAT(growing, testing::IsEmpty()) << o.output;
+  } else {
+    EXPECT_THAT(growing, testing::Contains(c.growing_site)) << o.output;
+    EXPECT_THAT(o.output, HasSubstr(c.growing_site));
+  }
+  if (!c.peak_site.empty()) {
+    const json& peak_sites = o.result["heap_profiles"]["peak_sites"];
+    ASSERT_FALSE(peak_sites.empty()) << o.output;
+    EXPECT_EQ(peak_sites[0]["site"], c.peak_site) << peak_sites.dump(2);
+    EXPECT_THAT(CheckDetail(o.result, "peak_rss"), HasSubstr(c.peak_site));
+  }
 }
 
 INSTANTIATE_TEST_SUITE_P(
     Faults, LeakgateFaultTest,
     ::testing::Values(
+        // The server-lifetime engine's per-session cache.
         FaultCase{"singleton", {"heap_growth_per_run"},
-                  {"idle_cpu_returns", "fds_stable", "sockets_stable", "threads_stable"}},
-        FaultCase{"no-cleanup", {"heap_growth_per_run", "sockets_stable", "threads_stable"}, {}},
+                  {"idle_cpu_returns", "fds_stable", "sockets_stable", "threads_stable"},
+                  "leakgate::engine::SessionEngine::Run (backtest_task.cc)"},
+        // What the never-pruned task registry holds: each task's fetched klines (and its open
+        // repository's page cache, its engine, its connection).
+        FaultCase{"no-cleanup", {"heap_growth_per_run", "sockets_stable", "threads_stable"}, {},
+                  "leakgate::engine::HistoricalDataProvider::FetchKlines (data_provider.cc)"},
+        // Nothing stays, but the rows built at once dominate the peak.
         FaultCase{"unbatched-klines", {"peak_rss"},
                   {"idle_cpu_returns", "heap_growth_per_run", "fds_stable", "sockets_stable",
-                   "threads_stable"}},
+                   "threads_stable"},
+                  "",
+                  "leakgate::engine::(anonymous namespace)::RowObjectKlineSaver::Save "
+                  "(backtest_task.cc)"},
         // A leaked connection also keeps its buffers: the exact heap grows with it.
         FaultCase{"unclosed-connection", {"idle_cpu_returns", "sockets_stable", "threads_stable"}, {}},
+        // Every window's strategy, made by the strategy factory, held in a cycle with its window.
         FaultCase{"loop-retain", {"heap_growth_per_run"},
-                  {"idle_cpu_returns", "fds_stable", "sockets_stable", "threads_stable"}}),
+                  {"idle_cpu_returns", "fds_stable", "sockets_stable", "threads_stable"},
+                  "leakgate::engine::(anonymous namespace)::MakeSmaCross (strategy.cc)"}),
     [](const ::testing::TestParamInfo<FaultCase>& info) {
       std::string name = info.param.fault;
       for (char& ch : name) {
@@ -227,17 +285,25 @@ INSTANTIATE_TEST_SUITE_P(
       return name;
     });
 
-// Heap numbers for a target that exports none: tcmalloc preloaded with HEAPPROFILE, a dump per
-// measurement point. The per-window cycles of loop-retain are caught from the profiles alone.
+// Heap numbers for a target that exports none: gperftools' exact heap profiler (tcmalloc
+// preloaded with HEAPPROFILE), a dump per measurement point. The per-window cycles of loop-retain
+// are caught from the profiles alone and named by the strategy factory.
 TEST(LeakgateCliTest, HeapProfilesCatchLoopRetainWithoutMetrics) {
   TempDir dir;
-  Outcome o = RunLeakgate(kScenarios + "/reference-fault-loop-retain.json --set heap_profile=true "
+  Outcome o = RunLeakgate(kScenarios + "/reference-fault-loop-retain.json --set heap_profile=tcmalloc "
                           "--set target.spawn.heap=null",
                           dir.path());
   EXPECT_EQ(o.exit_code, 1) << o.output;
-  EXPECT_EQ(o.result["environment"]["heap_source"], "heap-profile");
+  EXPECT_EQ(o.result["environment"]["heap_source"], "tcmalloc-profiler");
   EXPECT_EQ(CheckVerdicts(o.result)["heap_growth_per_run"], "fail") << o.output;
   EXPECT_TRUE(fs::exists(dir.path() / "heap" / "target.0001.heap"));
+  EXPECT_FALSE(o.result["heap_profiles"]["sampled"]);
+  const json* strategies = FindGrowth(
+      o.result, "heap", "leakgate::engine::(anonymous namespace)::MakeSmaCross (strategy.cc)");
+  ASSERT_NE(strategies, nullptr) << o.output;
+  EXPECT_TRUE(StackMentions(*strategies, "leakgate::engine::GetStrategy")) << strategies->dump(2);
+  // The site is one every later profile of the same build names the same way.
+  EXPECT_EQ(strategies->at("id").get<std::string>().size(), 12u);
 }
 
 // "cpu_profile": true profiles each cooldown of a spawned native target with gperftools and names

@@ -11,6 +11,7 @@
 #include <cstring>
 #include <limits>
 #include <mutex>
+#include <thread>
 #include <nlohmann/json.hpp>
 #include <utility>
 
@@ -586,8 +587,18 @@ Result<std::unique_ptr<BacktestRepository>> BacktestRepository::Open(const std::
   sqlite3_extended_result_codes(db, 1);
   sqlite3_busy_timeout(db, state->options.busy_timeout_ms);
 
-  // The first statement reads the file: a file that is not a database fails here.
+  // The first statement reads the file: a file that is not a database fails here. Two connections
+  // opening a new file at once both want the exclusive lock that turning on WAL takes, and SQLite
+  // answers SQLITE_BUSY at once, without its busy handler, where waiting could deadlock: retry
+  // within the busy timeout.
   auto journal_mode = PragmaText(db, path, "PRAGMA journal_mode = WAL");
+  const auto busy_deadline = std::chrono::steady_clock::now() +
+                             std::chrono::milliseconds(state->options.busy_timeout_ms);
+  while (!journal_mode && journal_mode.error().code == ErrorCode::kUnavailable &&
+         std::chrono::steady_clock::now() < busy_deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    journal_mode = PragmaText(db, path, "PRAGMA journal_mode = WAL");
+  }
   if (!journal_mode) return std::unexpected(journal_mode.error());
   if (sqlite3_db_readonly(db, "main") == 1) {
     return Fail(ErrorCode::kIo,

@@ -62,6 +62,10 @@ int Run(const RunArguments& args) {
   if (args.pid) {
     // Attach instead of spawning: the scenario's workload and thresholds stay as they are.
     load.overrides.push_back("target={\"attach\":{\"pid\":" + std::to_string(*args.pid) + "}}");
+    // A running process cannot be given a preloaded profiler: attribution then comes from /proc
+    // alone (fds, sockets, threads, idle CPU by thread).
+    load.overrides.push_back("heap_profile=false");
+    load.overrides.push_back("cpu_profile=false");
   }
   if (!args.suppressions.empty()) {
     load.overrides.push_back(
@@ -170,7 +174,9 @@ int Main(int argc, char** argv) {
   run->add_option("--runs", run_args.runs, "judged runs (overrides the scenario's runs)")
       ->check(CLI::PositiveNumber);
   run->add_option("--set", run_args.sets, "override a scenario field: KEY=VALUE (dotted path)");
-  run->add_option("--pid", run_args.pid, "attach to this running process instead of the scenario's target")
+  run->add_option("--pid", run_args.pid,
+                  "attach to this running process instead of the scenario's target (heap and CPU "
+                  "profiles, which need a spawned target, are off)")
       ->check(CLI::PositiveNumber);
   run->add_option("--suppressions", run_args.suppressions,
                   "file of known growth (overrides the scenario's suppressions)");

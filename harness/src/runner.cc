@@ -564,6 +564,23 @@ class Gate {
   bool has_last_ = false;
 };
 
+// True when `program` is built with AddressSanitizer: its dynamic string table names libasan.
+// A preloaded heap profiler replaces malloc, which ASan must own (it refuses to start otherwise).
+bool UsesAddressSanitizer(const std::string& program) {
+  std::ifstream in(program, std::ios::binary);
+  if (!in) return false;  // a name looked up in PATH: such targets are not ours to inspect
+  constexpr std::string_view kRuntime = "libasan.so";
+  std::string chunk(1 << 20, '\0');
+  std::string carry;
+  while (in) {
+    in.read(chunk.data(), static_cast<std::streamsize>(chunk.size()));
+    const std::string window = carry + chunk.substr(0, static_cast<size_t>(in.gcount()));
+    if (window.find(kRuntime) != std::string::npos) return true;
+    carry = window.size() > kRuntime.size() ? window.substr(window.size() - kRuntime.size()) : window;
+  }
+  return false;
+}
+
 // Removes the files named `stem`* in `folder` (profiles an earlier gate left in the same output
 // folder). Best effort: a file that cannot be removed is left.
 void RemoveProfilesOfEarlierGates(const std::filesystem::path& folder, const std::string& stem) {
@@ -680,6 +697,7 @@ GateResult RunScenario(const Scenario& scenario, const ScenarioRunOptions& optio
   std::unique_ptr<Target> target;
   std::optional<HeapMetricsSource> heap_config;
   std::string heap_profile_prefix;  // set when the target dumps heap profiles
+  std::string profiler_warning;     // why a profiler the scenario asks for is off
   if (scenario.target.spawn) {
     const SpawnTargetConfig& spawn = *scenario.target.spawn;
     SpawnOptions so;
@@ -698,7 +716,11 @@ GateResult RunScenario(const Scenario& scenario, const ScenarioRunOptions& optio
       case ReadyProbe::Kind::kDelay: so.ready = ReadyCheck::Delay(spawn.ready.delay_s); break;
     }
     so.ready_timeout_s = spawn.ready.timeout_s;
-    if (scenario.heap_profile) {
+    if (scenario.heap_profile && !spawn.argv.empty() && UsesAddressSanitizer(spawn.argv.front())) {
+      profiler_warning = "heap_profile is off: " + spawn.argv.front() +
+                         " is built with AddressSanitizer, which must own malloc, so no heap "
+                         "profiler can be preloaded into it";
+    } else if (scenario.heap_profile) {
       std::error_code ec;
       std::filesystem::create_directories(std::filesystem::path(options.out_dir) / "heap", ec);
       // Profiles of an earlier gate in the same folder would look newer than this target's first
@@ -807,6 +829,7 @@ GateResult RunScenario(const Scenario& scenario, const ScenarioRunOptions& optio
   if (!workload) return finish(error_result(kExitUsage, workload.error().message));
 
   GateResult r = RunGate(config, *target, **workload, heap.get(), clock, reader, options.progress);
+  if (!profiler_warning.empty()) r.warnings.push_back(profiler_warning);
   if (config.cpu_profile_signal > 0) SummarizeCpuProfiles(target_binary, clock, options.progress, r);
   return finish(std::move(r));
 }

@@ -1,5 +1,7 @@
 #include "harness/attribution.h"
 
+#include "harness/heap_profile_source.h"
+
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
@@ -332,14 +334,10 @@ void RemoveGroups(std::string& text, char open, char close, std::string_view tai
 }  // namespace
 
 std::string FindCpuProfilerLibrary() {
-  for (const char* candidate : {"/usr/lib/x86_64-linux-gnu/libprofiler.so.0",
-                                "/usr/lib/aarch64-linux-gnu/libprofiler.so.0",
-                                "/usr/lib64/libprofiler.so.0", "/usr/lib/libprofiler.so.0",
-                                "/usr/local/lib/libprofiler.so.0"}) {
-    std::error_code ec;
-    if (std::filesystem::exists(candidate, ec)) return candidate;
-  }
-  return "";
+  return FirstExistingFile({"/usr/lib/x86_64-linux-gnu/libprofiler.so.0",
+                            "/usr/lib/aarch64-linux-gnu/libprofiler.so.0",
+                            "/usr/lib64/libprofiler.so.0", "/usr/lib/libprofiler.so.0",
+                            "/usr/local/lib/libprofiler.so.0"});
 }
 
 Result<std::map<std::string, std::string>> CpuProfileEnvironment(
@@ -350,14 +348,7 @@ Result<std::map<std::string, std::string>> CpuProfileEnvironment(
                 "cpu_profile needs gperftools' CPU profiler (libprofiler.so.0), which is not "
                 "installed: install libgoogle-perftools-dev (scripts/setup.sh does)");
   }
-  std::map<std::string, std::string> env = base;
-  auto preload = env.find("LD_PRELOAD");
-  if (preload == env.end()) {
-    const char* inherited = std::getenv("LD_PRELOAD");
-    env["LD_PRELOAD"] = inherited && *inherited ? std::string(inherited) + ":" + library : library;
-  } else {
-    preload->second += ":" + library;
-  }
+  std::map<std::string, std::string> env = WithPreloadedLibrary(base, library);
   env["CPUPROFILE"] = prefix;
   env["CPUPROFILESIGNAL"] = std::to_string(signal);
   if (!env.contains("CPUPROFILE_FREQUENCY")) env["CPUPROFILE_FREQUENCY"] = "1000";

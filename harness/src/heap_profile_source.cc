@@ -38,14 +38,30 @@ bool ReadPair(std::string_view text, size_t& pos, int64_t& first, int64_t& secon
 
 }  // namespace
 
-std::string FindTcmallocLibrary() {
-  for (const char* candidate : {"/usr/lib/x86_64-linux-gnu/libtcmalloc.so.4",
-                                "/usr/lib/aarch64-linux-gnu/libtcmalloc.so.4",
-                                "/usr/lib64/libtcmalloc.so.4", "/usr/lib/libtcmalloc.so.4"}) {
+std::map<std::string, std::string> WithPreloadedLibrary(std::map<std::string, std::string> base,
+                                                        const std::string& library) {
+  auto preload = base.find("LD_PRELOAD");
+  if (preload == base.end()) {
+    const char* inherited = std::getenv("LD_PRELOAD");
+    base["LD_PRELOAD"] = inherited && *inherited ? std::string(inherited) + ":" + library : library;
+  } else {
+    preload->second += preload->second.empty() ? library : ":" + library;
+  }
+  return base;
+}
+
+std::string FirstExistingFile(std::initializer_list<const char*> candidates) {
+  for (const char* candidate : candidates) {
     std::error_code ec;
     if (fs::exists(candidate, ec)) return candidate;
   }
   return "";
+}
+
+std::string FindTcmallocLibrary() {
+  return FirstExistingFile({"/usr/lib/x86_64-linux-gnu/libtcmalloc.so.4",
+                            "/usr/lib/aarch64-linux-gnu/libtcmalloc.so.4",
+                            "/usr/lib64/libtcmalloc.so.4", "/usr/lib/libtcmalloc.so.4"});
 }
 
 Result<std::map<std::string, std::string>> HeapProfileEnvironment(
@@ -56,14 +72,7 @@ Result<std::map<std::string, std::string>> HeapProfileEnvironment(
                 "heap_profile needs gperftools' tcmalloc (libtcmalloc.so.4), which is not installed: "
                 "install libgoogle-perftools-dev (scripts/setup.sh does)");
   }
-  std::map<std::string, std::string> env = base;
-  auto preload = env.find("LD_PRELOAD");
-  if (preload == env.end()) {
-    const char* inherited = std::getenv("LD_PRELOAD");
-    env["LD_PRELOAD"] = inherited && *inherited ? std::string(inherited) + ":" + library : library;
-  } else {
-    preload->second += ":" + library;
-  }
+  std::map<std::string, std::string> env = WithPreloadedLibrary(base, library);
   env["HEAPPROFILE"] = prefix;
   env["HEAPPROFILESIGNAL"] = std::to_string(signal);
   // 2-4x cheaper than the default libunwind walker, with the same stacks (PLATFORM.md).
@@ -111,14 +120,7 @@ Result<std::map<std::string, std::string>> AgentProfileEnvironment(
                 "the agent's sample period must be 0 (every allocation) or a positive number of "
                 "bytes, got " + std::to_string(sample_period_bytes));
   }
-  std::map<std::string, std::string> env = base;
-  auto preload = env.find("LD_PRELOAD");
-  if (preload == env.end()) {
-    const char* inherited = std::getenv("LD_PRELOAD");
-    env["LD_PRELOAD"] = inherited && *inherited ? std::string(inherited) + ":" + library : library;
-  } else {
-    preload->second += preload->second.empty() ? library : ":" + library;
-  }
+  std::map<std::string, std::string> env = WithPreloadedLibrary(base, library);
   env["LEAKGATE_AGENT_PREFIX"] = prefix;
   env["LEAKGATE_AGENT_SIGNAL"] = std::to_string(signal);
   env["LEAKGATE_AGENT_SAMPLE"] = std::to_string(sample_period_bytes);

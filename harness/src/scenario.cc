@@ -1,5 +1,7 @@
 #include "harness/scenario.h"
 
+#include "harness/json_messages.h"
+
 #include <arpa/inet.h>
 #include <signal.h>
 #include <netinet/in.h>
@@ -54,21 +56,6 @@ bool IsIdentifier(std::string_view name) {
   });
 }
 
-// RFC 6901 escaping of one reference token.
-std::string PointerToken(std::string_view key) {
-  std::string out;
-  for (char c : key) {
-    if (c == '~') {
-      out += "~0";
-    } else if (c == '/') {
-      out += "~1";
-    } else {
-      out += c;
-    }
-  }
-  return out;
-}
-
 std::string Child(const std::string& path, std::string_view key) {
   return path + "/" + PointerToken(key);
 }
@@ -77,31 +64,6 @@ std::string Child(const std::string& path, size_t index) {
   return path + "/" + std::to_string(index);
 }
 
-std::string Quote(std::string_view text) { return json(std::string(text)).dump(); }
-
-// "a string (\"abc\")", "the number 3", "an object", ... for "got ..." in messages.
-std::string Describe(const json& value) {
-  std::string text = value.dump();
-  if (text.size() > 60) text = text.substr(0, 57) + "...";
-  switch (value.type()) {
-    case json::value_t::null:
-      return "null";
-    case json::value_t::boolean:
-      return text;
-    case json::value_t::string:
-      return "a string (" + text + ")";
-    case json::value_t::number_integer:
-    case json::value_t::number_unsigned:
-    case json::value_t::number_float:
-      return "the number " + text;
-    case json::value_t::array:
-      return "an array (" + text + ")";
-    case json::value_t::object:
-      return "an object";
-    default:
-      return text;
-  }
-}
 
 size_t EditDistance(std::string_view a, std::string_view b) {
   std::vector<size_t> row(b.size() + 1);
@@ -973,28 +935,6 @@ Result<std::string> ReadFileText(const std::filesystem::path& path) {
     return Fail(ErrorCode::kIo, "cannot read scenario file " + path.string());
   }
   return text.str();
-}
-
-// "FILE:LINE:COLUMN: invalid JSON: <what>" for a parse error at byte `byte` (1-based) of `text`.
-std::string SyntaxErrorMessage(const std::string& file, std::string_view text, size_t byte,
-                               std::string what) {
-  const size_t end = std::min(byte > 0 ? byte - 1 : 0, text.size());
-  size_t line = 1;
-  size_t line_start = 0;
-  for (size_t i = 0; i < end; ++i) {
-    if (text[i] == '\n') {
-      ++line;
-      line_start = i + 1;
-    }
-  }
-  const size_t column = end - line_start + 1;
-  // nlohmann's text is "[json.exception.parse_error.101] parse error at line L, column C: <what>".
-  const size_t colon = what.find(": ");
-  if (what.rfind("[json.exception", 0) == 0 && colon != std::string::npos) {
-    what = what.substr(colon + 2);
-  }
-  return file + ":" + std::to_string(line) + ":" + std::to_string(column) +
-         ": invalid JSON: " + what;
 }
 
 }  // namespace

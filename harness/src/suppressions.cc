@@ -1,5 +1,7 @@
 #include "harness/suppressions.h"
 
+#include "harness/json_messages.h"
+
 #include <fnmatch.h>
 
 #include <algorithm>
@@ -20,67 +22,11 @@ const std::vector<std::string> kTopKeys = {"schema", "suppressions"};
 const std::vector<std::string> kEntryKeys = {"kind", "site", "reason"};
 const std::vector<std::string> kKinds = {"heap", "fd", "socket", "thread", "*"};
 
-std::string Quote(std::string_view text) { return json(std::string(text)).dump(); }
-
-// "a string (\"abc\")", "the number 3", ... for "got ..." in messages.
-std::string Describe(const json& value) {
-  std::string text = value.dump();
-  if (text.size() > 60) text = text.substr(0, 57) + "...";
-  switch (value.type()) {
-    case json::value_t::string:
-      return "a string (" + text + ")";
-    case json::value_t::number_integer:
-    case json::value_t::number_unsigned:
-    case json::value_t::number_float:
-      return "the number " + text;
-    case json::value_t::array:
-      return "an array (" + text + ")";
-    case json::value_t::object:
-      return "an object";
-    default:
-      return text;  // null, true, false
-  }
-}
 
 std::string OneOf(const std::vector<std::string>& names) {
   std::string text;
   for (const std::string& name : names) text += (text.empty() ? "" : ", ") + name;
   return text;
-}
-
-std::string PointerToken(std::string_view key) {
-  std::string out;
-  for (char c : key) {
-    if (c == '~') {
-      out += "~0";
-    } else if (c == '/') {
-      out += "~1";
-    } else {
-      out += c;
-    }
-  }
-  return out;
-}
-
-// "FILE:LINE:COLUMN: invalid JSON: <what>" for a parse error at byte `byte` (1-based) of `text`.
-std::string SyntaxErrorMessage(const std::string& file, std::string_view text, size_t byte,
-                               std::string what) {
-  const size_t end = std::min(byte > 0 ? byte - 1 : 0, text.size());
-  size_t line = 1;
-  size_t line_start = 0;
-  for (size_t i = 0; i < end; ++i) {
-    if (text[i] == '\n') {
-      ++line;
-      line_start = i + 1;
-    }
-  }
-  // nlohmann's text is "[json.exception.parse_error.101] parse error at line L, column C: <what>".
-  const size_t colon = what.find(": ");
-  if (what.rfind("[json.exception", 0) == 0 && colon != std::string::npos) {
-    what = what.substr(colon + 2);
-  }
-  return file + ":" + std::to_string(line) + ":" + std::to_string(end - line_start + 1) +
-         ": invalid JSON: " + what;
 }
 
 // Every problem of a file, each "FILE: /json/path: what", reported together in path order.

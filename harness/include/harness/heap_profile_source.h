@@ -14,6 +14,7 @@
 #include <sys/types.h>
 
 #include <cstdint>
+#include <initializer_list>
 #include <map>
 #include <optional>
 #include <string>
@@ -24,6 +25,14 @@
 #include "harness/heap_source.h"
 
 namespace leakgate::harness {
+
+// `base` with `library` appended to its LD_PRELOAD, or to the inherited LD_PRELOAD when `base` has
+// none: how every preloaded profiler (tcmalloc, the agent, the CPU profiler) joins a target.
+std::map<std::string, std::string> WithPreloadedLibrary(std::map<std::string, std::string> base,
+                                                        const std::string& library);
+
+// The first of `candidates` that exists; "" when none does.
+std::string FirstExistingFile(std::initializer_list<const char*> candidates);
 
 // Where tcmalloc (with the heap profiler) lives on this machine; empty when it is not installed.
 std::string FindTcmallocLibrary();

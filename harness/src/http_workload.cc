@@ -241,7 +241,7 @@ Result<void> RunState::RunStep(size_t index) {
     ++info_.requests;
     if (!result) {
       if (cancel_.load()) return Cancelled();
-      return StepFail(ErrorCode::kUnavailable, TransportError(result.error(), remaining));
+      return StepFail(ErrorCode::kUnavailable, TransportError(result.error(), step.timeout_s));
     }
     response = *result;
     const bool status_ok = step.expect_status.empty()

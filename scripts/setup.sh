@@ -15,6 +15,7 @@ packages=(
   libbenchmark-dev
   libfmt-dev libcli11-dev
   binutils perl procps curl
+  libxml2-utils
 )
 
 missing=()

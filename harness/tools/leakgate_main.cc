@@ -3,6 +3,8 @@
 //                [--suppressions FILE] [--quiet]
 //   leakgate sites REFERENCE.heap LATER.heap... [--suppressions FILE] [--all]
 //     (what grew between heap profiles, by allocation site)
+//   leakgate report RESULT.json --format md|junit [--lang en|zh] [--out FILE]
+//     (the Markdown verification table or JUnit XML of a result, on stdout or into FILE)
 // Exit codes: 0 no drift; 1 drift over a threshold; 2 usage or scenario error; 3 the target failed;
 // 4 inconclusive after the maximum number of runs.
 #include <unistd.h>
@@ -12,6 +14,7 @@
 #include <filesystem>
 #include <iostream>
 #include <optional>
+#include <utility>
 #include <string>
 #include <vector>
 
@@ -20,6 +23,7 @@
 #include "harness/heap_profile.h"
 #include "harness/heap_sites.h"
 #include "harness/proc_reader.h"
+#include "harness/report.h"
 #include "harness/result_writer.h"
 #include "harness/runner.h"
 #include "harness/scenario.h"
@@ -44,6 +48,13 @@ struct SitesArguments {
   std::vector<std::string> profiles;
   std::string suppressions;
   bool all = false;
+};
+
+struct ReportArguments {
+  std::string result;
+  std::string format;
+  std::string lang = "en";
+  std::string out;
 };
 
 bool ProgressWanted(bool quiet) {
@@ -102,11 +113,24 @@ int Run(const RunArguments& args) {
   const nlohmann::json environment = EnvironmentJson();
   GateResult result = RunScenario(*scenario, options, Clock::Real(), ProcReader::Real());
 
+  const nlohmann::json written_result = GateResultToJson(result, scenario->json, environment);
   const std::string path = (out / "result.json").string();
   if (auto written = WriteFileAtomically(
-          path, GateResultToJson(result, scenario->json, environment).dump(2) + "\n");
+          path, written_result.dump(2) + "\n");
       !written) {
     std::cerr << "leakgate: " << written.error().message << "\n";
+  }
+  // The reports for people and CI systems beside it (DESIGN.md: --out holds them).
+  for (const auto& [file, report] :
+       {std::pair<std::string, Result<std::string>>{"report.md", RenderMarkdownReport(written_result, "en")},
+        std::pair<std::string, Result<std::string>>{"junit.xml", RenderJunitReport(written_result)}}) {
+    if (!report) {
+      std::cerr << "leakgate: " << file << " not written: " << report.error().message << "\n";
+      continue;
+    }
+    if (auto ok = WriteFileAtomically((out / file).string(), *report); !ok) {
+      std::cerr << "leakgate: " << ok.error().message << "\n";
+    }
   }
   std::cout << "leakgate: " << scenario->name << " (" << result.runs.size() << " runs, "
             << static_cast<int>(result.wall_s + 0.5) << " s)\n"
@@ -164,6 +188,30 @@ int Sites(const SitesArguments& args) {
   return kExitPass;
 }
 
+// Renders a result file as Markdown or JUnit XML.
+int Report(const ReportArguments& args) {
+  auto result = ReadResultFile(args.result);
+  if (!result) {
+    std::cerr << "leakgate: " << result.error().message << "\n";
+    return kExitUsage;
+  }
+  auto text = args.format == "junit" ? RenderJunitReport(*result)
+                                     : RenderMarkdownReport(*result, args.lang);
+  if (!text) {
+    std::cerr << "leakgate: " << args.result << ": " << text.error().message << "\n";
+    return kExitUsage;
+  }
+  if (args.out.empty()) {
+    std::cout << *text;
+    return kExitPass;
+  }
+  if (auto written = WriteFileAtomically(args.out, *text); !written) {
+    std::cerr << "leakgate: " << written.error().message << "\n";
+    return kExitUsage;
+  }
+  return kExitPass;
+}
+
 int Main(int argc, char** argv) {
   CLI::App app{"leakgate: runs a workload N times against a target and fails when anything drifts"};
   app.require_subcommand(1);
@@ -190,6 +238,16 @@ int Main(int argc, char** argv) {
       ->expected(2, 1000);
   sites->add_option("--suppressions", sites_args.suppressions, "file of known growth");
   sites->add_flag("--all", sites_args.all, "list every site, growing or not");
+  ReportArguments report_args;
+  CLI::App* report = app.add_subcommand(
+      "report", "render a result file as a Markdown verification table or JUnit XML");
+  report->add_option("result", report_args.result, "result file (result.json)")->required();
+  report->add_option("--format", report_args.format, "md or junit")
+      ->required()
+      ->check(CLI::IsMember({"md", "junit"}));
+  report->add_option("--lang", report_args.lang, "headings of the Markdown report: en or zh")
+      ->check(CLI::IsMember({"en", "zh"}));
+  report->add_option("--out", report_args.out, "write here (atomically) instead of stdout");
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -198,6 +256,7 @@ int Main(int argc, char** argv) {
   }
   if (*run) return Run(run_args);
   if (*sites) return Sites(sites_args);
+  if (*report) return Report(report_args);
   return kExitUsage;
 }
 

@@ -14,6 +14,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
 #include <map>
 #include <nlohmann/json.hpp>
 #include <set>
@@ -182,6 +183,15 @@ TEST(LeakgateCliTest, ReferenceAfterPasses) {
   EXPECT_EQ(phases, (std::set<std::string>{"baseline", "run", "cooldown"}));
   EXPECT_THAT(o.output, HasSubstr("verdict: PASS (exit 0)"));
   EXPECT_TRUE(fs::exists(dir.path() / "stderr.log")) << "the target's output is kept";
+  // The reports beside the result: Markdown for a person, JUnit for a CI test view.
+  std::ifstream markdown(dir.path() / "report.md");
+  const std::string report((std::istreambuf_iterator<char>(markdown)), std::istreambuf_iterator<char>());
+  EXPECT_THAT(report, HasSubstr("# leakgate: reference-after"));
+  EXPECT_THAT(report, HasSubstr("| baseline (idle) |"));
+  std::ifstream junit(dir.path() / "junit.xml");
+  const std::string xml((std::istreambuf_iterator<char>(junit)), std::istreambuf_iterator<char>());
+  EXPECT_THAT(xml, HasSubstr("<testcase classname=\"leakgate.reference-after\" name=\"idle_cpu_returns\""));
+  EXPECT_THAT(xml, Not(HasSubstr("<failure")));
   // Nothing is named as growing, and the sockets the service holds are resolved.
   EXPECT_TRUE(o.result["growth"].empty()) << o.result["growth"].dump(2);
   // The agent's profiles were taken and diffed all the same.

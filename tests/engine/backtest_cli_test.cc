@@ -9,6 +9,7 @@
 
 #include <cmath>
 #include <cstdlib>
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <ostream>
@@ -47,8 +48,11 @@ class BacktestCliTest : public ::testing::Test {
     program_ = std::string(LEAKGATE_BINARY_DIR) + "/bin/backtest";
     ASSERT_TRUE(std::filesystem::exists(program_)) << program_ << " has not been built";
     const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
+    // A parameterised test's name holds a '/': one folder per test, removed whole afterwards.
+    std::string name = info->name();
+    std::replace(name.begin(), name.end(), '/', '_');
     dir_ = std::filesystem::temp_directory_path() /
-           ("backtest_cli_test_" + std::to_string(getpid()) + "_" + info->name());
+           ("backtest_cli_test_" + std::to_string(getpid()) + "_" + name);
     std::filesystem::create_directories(dir_);
   }
   void TearDown() override { std::filesystem::remove_all(dir_); }

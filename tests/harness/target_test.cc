@@ -97,7 +97,8 @@ class TargetTest : public ::testing::Test {
 
 TEST_F(TargetTest, StdoutLineReadinessKeepsOutputAndStopEndsTheTarget) {
   auto target = MustSpawn(Shell(
-      "echo starting; echo 'listening on http://127.0.0.1:1234'; echo 'a warning' >&2; exec sleep 30",
+      // The warning comes before the ready line: the target is stopped as soon as it is ready.
+      "echo starting; echo 'a warning' >&2; echo 'listening on http://127.0.0.1:1234'; exec sleep 30",
       ReadyCheck::StdoutLine("listening on")));
   ASSERT_TRUE(target);
   auto started = target->Start();

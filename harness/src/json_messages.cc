@@ -66,4 +66,33 @@ std::string SyntaxErrorMessage(const std::string& file, std::string_view text, s
          ": invalid JSON: " + what;
 }
 
+JsonProblems::JsonProblems(std::string file,
+                           std::vector<std::pair<std::string, std::string>> overrides)
+    : file_(std::move(file)), overrides_(std::move(overrides)) {}
+
+void JsonProblems::Add(const std::string& path, const std::string& what) {
+  std::string line = file_ + ": " + (path.empty() ? std::string("/") : path) + ": " + what;
+  for (const auto& [override_path, assignment] : overrides_) {
+    const bool related = path == override_path || path.rfind(override_path + "/", 0) == 0 ||
+                         override_path.rfind(path + "/", 0) == 0;
+    if (related) {
+      line += " (from " + assignment + ")";
+      break;
+    }
+  }
+  errors_.emplace_back(path, std::move(line));
+}
+
+std::string JsonProblems::Message() const {
+  auto sorted = errors_;
+  std::stable_sort(sorted.begin(), sorted.end(),
+                   [](const auto& a, const auto& b) { return a.first < b.first; });
+  std::string out;
+  for (const auto& [path, line] : sorted) {
+    if (!out.empty()) out += '\n';
+    out += line;
+  }
+  return out;
+}
+
 }  // namespace leakgate::harness

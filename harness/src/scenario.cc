@@ -115,54 +115,13 @@ std::string UnknownNameHint(std::string_view word, const std::vector<std::string
 std::string SystemError(int error) { return std::strerror(error); }
 
 // -------------------------------------------------------------------------------------------------
-// Validation: collects every problem, each with its JSON path.
-
-class Validation {
- public:
-  Validation(std::string file, std::vector<std::pair<std::string, std::string>> overrides)
-      : file_(std::move(file)), overrides_(std::move(overrides)) {}
-
-  void Add(const std::string& path, const std::string& what) {
-    std::string line = file_ + ": " + (path.empty() ? std::string("/") : path) + ": " + what;
-    for (const auto& [override_path, assignment] : overrides_) {
-      const bool related = path == override_path || path.rfind(override_path + "/", 0) == 0 ||
-                           override_path.rfind(path + "/", 0) == 0;
-      if (related) {
-        line += " (from " + assignment + ")";
-        break;
-      }
-    }
-    errors_.emplace_back(path, std::move(line));
-  }
-
-  bool ok() const { return errors_.empty(); }
-  size_t count() const { return errors_.size(); }
-
-  // One line per problem, in the order of their JSON paths.
-  std::string Message() const {
-    auto sorted = errors_;
-    std::stable_sort(sorted.begin(), sorted.end(),
-                     [](const auto& a, const auto& b) { return a.first < b.first; });
-    std::string out;
-    for (const auto& [path, line] : sorted) {
-      if (!out.empty()) out += '\n';
-      out += line;
-    }
-    return out;
-  }
-
- private:
-  std::string file_;
-  std::vector<std::pair<std::string, std::string>> overrides_;
-  std::vector<std::pair<std::string, std::string>> errors_;  // JSON path, message line
-};
 
 // Reads the fields of one JSON object, reporting problems under its path. Every getter returns the
 // default (or nothing) after reporting, so that validation goes on and reports all problems at
 // once.
 class ObjectReader {
  public:
-  ObjectReader(Validation& validation, const json& object, std::string path,
+  ObjectReader(JsonProblems& validation, const json& object, std::string path,
                std::vector<std::string> allowed)
       : v_(validation), object_(object), path_(std::move(path)) {
     for (const auto& [key, value] : object_.items()) {
@@ -392,13 +351,13 @@ class ObjectReader {
   }
 
  private:
-  Validation& v_;
+  JsonProblems& v_;
   const json& object_;
   std::string path_;
 };
 
 // `value` at `path` must be an object; reports otherwise.
-bool ExpectObject(Validation& v, const json* value, const std::string& path, std::string_view what,
+bool ExpectObject(JsonProblems& v, const json* value, const std::string& path, std::string_view what,
                   bool required) {
   if (value == nullptr) {
     if (required) v.Add(path, "required: " + std::string(what));
@@ -459,7 +418,7 @@ std::optional<int> SignalNumber(const json& value) {
   return it->second;
 }
 
-std::optional<HeapMetricsSource> ParseHeap(Validation& v, const json* value,
+std::optional<HeapMetricsSource> ParseHeap(JsonProblems& v, const json* value,
                                            const std::string& path) {
   if (value != nullptr && value->is_null()) return std::nullopt;  // null: no heap statistics
   if (!ExpectObject(v, value, path,
@@ -477,7 +436,7 @@ std::optional<HeapMetricsSource> ParseHeap(Validation& v, const json* value,
   return heap;
 }
 
-ReadyProbe ParseReady(Validation& v, const json* value, const std::string& path) {
+ReadyProbe ParseReady(JsonProblems& v, const json* value, const std::string& path) {
   ReadyProbe ready;
   const std::string expected =
       "an object with one of \"http_get\": URL, \"stdout_line\": TEXT, \"stdout_regex\": REGEX or "
@@ -520,7 +479,7 @@ ReadyProbe ParseReady(Validation& v, const json* value, const std::string& path)
   return ready;
 }
 
-TargetConfig ParseTarget(Validation& v, const json* value, const std::string& path) {
+TargetConfig ParseTarget(JsonProblems& v, const json* value, const std::string& path) {
   TargetConfig target;
   const std::string expected =
       "an object with \"spawn\": {\"argv\": [...], \"ready\": {...}} or \"attach\": {\"pid\": N}";
@@ -591,7 +550,7 @@ TargetConfig ParseTarget(Validation& v, const json* value, const std::string& pa
   return target;
 }
 
-std::optional<JsonValueMatch> ParseMatch(Validation& v, const json* value,
+std::optional<JsonValueMatch> ParseMatch(JsonProblems& v, const json* value,
                                          const std::string& path) {
   if (!ExpectObject(v, value, path, "an object {\"pointer\": \"/status\", \"in\": [\"done\", ...]}",
                     false)) {
@@ -620,7 +579,7 @@ std::optional<JsonValueMatch> ParseMatch(Validation& v, const json* value,
   return match;
 }
 
-HttpStep ParseStep(Validation& v, const json& value, const std::string& path) {
+HttpStep ParseStep(JsonProblems& v, const json& value, const std::string& path) {
   HttpStep step;
   if (!ExpectObject(v, &value, path, "a step object {\"method\": .., \"path\": ..}", true)) {
     return step;
@@ -706,7 +665,7 @@ HttpStep ParseStep(Validation& v, const json& value, const std::string& path) {
   return step;
 }
 
-WorkloadConfig ParseWorkload(Validation& v, const json* value, const std::string& path) {
+WorkloadConfig ParseWorkload(JsonProblems& v, const json* value, const std::string& path) {
   WorkloadConfig workload;
   const std::string expected =
       "an object with \"http\": {\"base_url\": .., \"steps\": [..]} or \"command\": {\"argv\": "
@@ -757,7 +716,7 @@ WorkloadConfig ParseWorkload(Validation& v, const json* value, const std::string
   return workload;
 }
 
-std::optional<HeapProfileConfig> ParseHeapProfile(Validation& v, const json* value,
+std::optional<HeapProfileConfig> ParseHeapProfile(JsonProblems& v, const json* value,
                                                   const std::string& path) {
   const std::string expected =
       "expected false, true (the agent), \"agent\", \"tcmalloc\", or an object {\"profiler\": "
@@ -810,7 +769,7 @@ std::optional<HeapProfileConfig> ParseHeapProfile(Validation& v, const json* val
   return config;
 }
 
-CooldownConfig ParseCooldown(Validation& v, const json* value, const std::string& path) {
+CooldownConfig ParseCooldown(JsonProblems& v, const json* value, const std::string& path) {
   CooldownConfig cooldown;
   if (!ExpectObject(
           v, value, path,
@@ -831,7 +790,7 @@ CooldownConfig ParseCooldown(Validation& v, const json* value, const std::string
   return cooldown;
 }
 
-Thresholds ParseThresholds(Validation& v, const json* value, const std::string& path) {
+Thresholds ParseThresholds(JsonProblems& v, const json* value, const std::string& path) {
   Thresholds thresholds;
   if (!ExpectObject(v, value, path, "an object of thresholds", false)) return thresholds;
   ObjectReader reader(v, *value, path,
@@ -862,7 +821,7 @@ Thresholds ParseThresholds(Validation& v, const json* value, const std::string& 
 // -------------------------------------------------------------------------------------------------
 // Placeholder expansion over the document, before typed parsing.
 
-void ExpandTree(Validation& v, json& node, const std::string& path,
+void ExpandTree(JsonProblems& v, json& node, const std::string& path,
                 const PlaceholderValues& values) {
   if (node.is_string()) {
     auto expanded = ExpandPlaceholders(node.get<std::string>(), values);
@@ -878,7 +837,7 @@ void ExpandTree(Validation& v, json& node, const std::string& path,
   }
 }
 
-void ExpandDocument(Validation& v, json& document, const PlaceholderValues& load_values) {
+void ExpandDocument(JsonProblems& v, json& document, const PlaceholderValues& load_values) {
   if (json* target = document.contains("target") ? &document["target"] : nullptr) {
     ExpandTree(v, *target, "/target", load_values);
   }
@@ -1319,7 +1278,7 @@ Result<Scenario> LoadScenarioFromText(std::string_view text, const std::filesyst
     }
   }
 
-  Validation v(file, override_paths);
+  JsonProblems v(file, override_paths);
   Scenario scenario;
   std::error_code ec;
   scenario.file = std::filesystem::absolute(path, ec).lexically_normal();

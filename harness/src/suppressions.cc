@@ -29,29 +29,8 @@ std::string OneOf(const std::vector<std::string>& names) {
   return text;
 }
 
-// Every problem of a file, each "FILE: /json/path: what", reported together in path order.
-class Problems {
- public:
-  explicit Problems(std::string file) : file_(std::move(file)) {}
-  void Add(const std::string& path, const std::string& what) {
-    lines_.emplace_back(path, file_ + ": " + (path.empty() ? "/" : path) + ": " + what);
-  }
-  bool empty() const { return lines_.empty(); }
-  std::string Message() const {
-    auto sorted = lines_;
-    std::stable_sort(sorted.begin(), sorted.end(),
-                     [](const auto& a, const auto& b) { return a.first < b.first; });
-    std::string text;
-    for (const auto& [path, line] : sorted) text += (text.empty() ? "" : "\n") + line;
-    return text;
-  }
 
- private:
-  std::string file_;
-  std::vector<std::pair<std::string, std::string>> lines_;
-};
-
-void CheckKeys(Problems& problems, const json& object, const std::string& path,
+void CheckKeys(JsonProblems& problems, const json& object, const std::string& path,
                const std::vector<std::string>& allowed) {
   for (const auto& [key, value] : object.items()) {
     if (std::find(allowed.begin(), allowed.end(), key) == allowed.end()) {
@@ -62,7 +41,7 @@ void CheckKeys(Problems& problems, const json& object, const std::string& path,
 }
 
 // A required, non-blank string member.
-std::optional<std::string> RequiredString(Problems& problems, const json& object,
+std::optional<std::string> RequiredString(JsonProblems& problems, const json& object,
                                           const std::string& path, const std::string& key,
                                           const std::string& what) {
   const std::string here = path + "/" + key;
@@ -115,7 +94,7 @@ Result<Suppressions> ParseSuppressions(std::string_view text, const std::filesys
                 file + ": /: expected a suppressions object " + shape + ", got " +
                     Describe(document));
   }
-  Problems problems(file);
+  JsonProblems problems(file);
   CheckKeys(problems, document, "", kTopKeys);
   const std::string schema_what = "\"" + std::string(kSchema) + "\"";
   if (auto schema = RequiredString(problems, document, "", "schema", schema_what)) {
@@ -162,7 +141,7 @@ Result<Suppressions> ParseSuppressions(std::string_view text, const std::filesys
       suppressions.entries.push_back(std::move(entry));
     }
   }
-  if (!problems.empty()) return Fail(ErrorCode::kInvalidArgument, problems.Message());
+  if (!problems.ok()) return Fail(ErrorCode::kInvalidArgument, problems.Message());
   return suppressions;
 }
 

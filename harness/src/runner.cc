@@ -1,5 +1,7 @@
 #include "harness/runner.h"
 
+#include <elf.h>
+#include <fcntl.h>
 #include <signal.h>
 
 #include <unistd.h>
@@ -293,9 +295,19 @@ class Gate {
       if (run->after.heap_profile.empty()) continue;
       if (peak_run == nullptr || run->peak_rss_bytes > peak_run->peak_rss_bytes) peak_run = run;
     }
-    std::optional<HeapProfile> last;
+    // The peak run is often the last one: each profile is read once for both uses below.
+    std::map<std::string, std::optional<HeapProfile>> read;
+    auto profile_at = [&read](const std::string& path) -> const std::optional<HeapProfile>& {
+      auto it = read.find(path);
+      if (it == read.end()) {
+        auto profile = ReadHeapProfile(path);
+        it = read.emplace(path, profile ? std::optional<HeapProfile>(*std::move(profile))
+                                        : std::nullopt).first;
+      }
+      return it->second;
+    };
     if (peak_run != nullptr) {
-      if (auto profile = ReadHeapProfile(peak_run->after.heap_profile); profile) {
+      if (const auto& profile = profile_at(peak_run->after.heap_profile); profile) {
         if (!profile->peak_entries.empty()) {
           HeapProfile at_peak = *profile;
           at_peak.entries = profile->peak_entries;
@@ -326,7 +338,7 @@ class Gate {
 
     // Creation stacks of new threads and sockets, from the agent's lines in the last profile.
     if (!judged.empty() && !judged.back()->after.heap_profile.empty()) {
-      if (auto profile = ReadHeapProfile(judged.back()->after.heap_profile); profile) {
+      if (const auto& profile = profile_at(judged.back()->after.heap_profile); profile) {
         NameCreationStacks(*profile, symbolizer, analysis.growth);
       }
     }
@@ -564,21 +576,38 @@ class Gate {
   bool has_last_ = false;
 };
 
-// True when `program` is built with AddressSanitizer: its dynamic string table names libasan.
-// A preloaded heap profiler replaces malloc, which ASan must own (it refuses to start otherwise).
+// True when `program` is built with AddressSanitizer: a library it needs (its .dynstr section, a
+// few KiB read through the section headers rather than the whole file) is libasan. A preloaded
+// heap profiler replaces malloc, which ASan must own (it refuses to start otherwise).
 bool UsesAddressSanitizer(const std::string& program) {
-  std::ifstream in(program, std::ios::binary);
-  if (!in) return false;  // a name looked up in PATH: such targets are not ours to inspect
-  constexpr std::string_view kRuntime = "libasan.so";
-  std::string chunk(1 << 20, '\0');
-  std::string carry;
-  while (in) {
-    in.read(chunk.data(), static_cast<std::streamsize>(chunk.size()));
-    const std::string window = carry + chunk.substr(0, static_cast<size_t>(in.gcount()));
-    if (window.find(kRuntime) != std::string::npos) return true;
-    carry = window.size() > kRuntime.size() ? window.substr(window.size() - kRuntime.size()) : window;
+  const int fd = ::open(program.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return false;  // a name looked up in PATH: not ours to inspect
+  auto read_at = [fd](void* buffer, size_t size, off_t offset) {
+    return ::pread(fd, buffer, size, offset) == static_cast<ssize_t>(size);
+  };
+  bool asan = false;
+  Elf64_Ehdr header{};
+  if (read_at(&header, sizeof header, 0) && std::memcmp(header.e_ident, ELFMAG, SELFMAG) == 0 &&
+      header.e_ident[EI_CLASS] == ELFCLASS64 && header.e_shentsize == sizeof(Elf64_Shdr)) {
+    for (int i = 0; i < header.e_shnum && !asan; ++i) {
+      Elf64_Shdr section{};
+      if (!read_at(&section, sizeof section, static_cast<off_t>(header.e_shoff + i * sizeof section))) break;
+      if (section.sh_type != SHT_DYNAMIC) continue;
+      // The dynamic section's sh_link is its string table: the names of the needed libraries.
+      Elf64_Shdr strings{};
+      if (!read_at(&strings, sizeof strings,
+                   static_cast<off_t>(header.e_shoff + section.sh_link * sizeof strings)) ||
+          strings.sh_size > (1u << 24)) {
+        break;
+      }
+      std::string table(strings.sh_size, '\0');
+      if (read_at(table.data(), table.size(), static_cast<off_t>(strings.sh_offset))) {
+        asan = table.find("libasan.so") != std::string::npos;
+      }
+    }
   }
-  return false;
+  ::close(fd);
+  return asan;
 }
 
 // Removes the files named `stem`* in `folder` (profiles an earlier gate left in the same output

@@ -204,6 +204,18 @@ class ProfileOutput {
     Text(text, 2 + count);
   }
 
+  // "LIVE_N: LIVE_BYTES [ALLOC_N: ALLOC_BYTES]", the figures of a stack line.
+  void Figures(int64_t live_objects, int64_t live_bytes, int64_t alloc_objects, int64_t alloc_bytes) {
+    Integer(live_objects, 6);
+    Text(": ");
+    Integer(live_bytes, 8);
+    Text(" [");
+    Integer(alloc_objects, 6);
+    Text(": ");
+    Integer(alloc_bytes, 8);
+    Text("]");
+  }
+
   void Frames(const StackRecord& record) {
     Text(" @");
     for (uint32_t i = 0; i < record.depth; ++i) {
@@ -344,14 +356,7 @@ void WritePeakLines(ProfileOutput& out, const PeakStacksSnapshot& peak, const ui
   for (size_t i = 0; i < peak.size(); ++i) {
     const PeakFigures& row = peak[order[i]];
     out.Text("# leakgate-agent peak ");
-    out.Integer(row.live_objects, 6);
-    out.Text(": ");
-    out.Integer(row.live_bytes, 8);
-    out.Text(" [");
-    out.Integer(row.live_objects, 6);
-    out.Text(": ");
-    out.Integer(row.live_bytes, 8);
-    out.Text("]");
+    out.Figures(row.live_objects, row.live_bytes, row.live_objects, row.live_bytes);
     out.Frames(*row.record);
   }
 }
@@ -409,19 +414,13 @@ int WriteProfileLocked(const char* path) {
 
   ProfileOutput out(fd);
   out.Text("heap profile: ");
-  out.Integer(header[0], 6);
-  out.Text(": ");
-  out.Integer(header[1], 8);
-  out.Text(" [");
-  out.Integer(header[2], 6);
-  out.Text(": ");
-  out.Integer(header[3], 8);
+  out.Figures(header[0], header[1], header[2], header[3]);
   if (period > 0) {
-    out.Text("] @ heap_v2/");
+    out.Text(" @ heap_v2/");
     out.Integer(period);
     out.Text("\n");
   } else {
-    out.Text("] @ heapprofile\n");
+    out.Text(" @ heapprofile\n");
   }
   WriteTotalsLine(out, totals, period);
   WriteThreadLines(out);
@@ -429,14 +428,7 @@ int WriteProfileLocked(const char* path) {
   WritePeakLines(out, peak, peak_order);
   for (size_t i = 0; i < stacks.size(); ++i) {
     const StackFigures& row = stacks[order[i]];
-    out.Integer(row.live_objects, 6);
-    out.Text(": ");
-    out.Integer(row.live_bytes, 8);
-    out.Text(" [");
-    out.Integer(row.alloc_objects, 6);
-    out.Text(": ");
-    out.Integer(row.alloc_bytes, 8);
-    out.Text("]");
+    out.Figures(row.live_objects, row.live_bytes, row.alloc_objects, row.alloc_bytes);
     out.Frames(*row.record);
   }
   UnmapPages(order, order_bytes);

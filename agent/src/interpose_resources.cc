@@ -1,12 +1,14 @@
 // Interposed creation of threads and sockets, recording the creating call stack (see
 // resource_table.h): pthread_create wraps the start routine so that the new thread records its own
-// kernel id; socket, accept and accept4 record the new descriptor; close forgets it.
+// kernel id, and returns once it has; socket, accept and accept4 record the new descriptor; close forgets it.
 #include <dlfcn.h>
 #include <pthread.h>
+#include <sched.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include <atomic>
+#include <new>
 
 #include "agent_runtime.h"
 #include "next_allocator.h"
@@ -63,6 +65,9 @@ struct ThreadStart {
   void* (*routine)(void*);
   void* argument;
   uint32_t stack_id;
+  // Set by the new thread once it is recorded: pthread_create returns only then, so a profile
+  // written right after it lists the thread.
+  std::atomic<bool> recorded{false};
 };
 
 class ThreadRecord {
@@ -78,10 +83,12 @@ class ThreadRecord {
 };
 
 void* StartRecordedThread(void* raw) {
-  const ThreadStart start = *static_cast<ThreadStart*>(raw);
-  g_next.free(raw);
-  ThreadRecord record(start.stack_id);
-  return start.routine(start.argument);
+  auto* start = static_cast<ThreadStart*>(raw);
+  void* (*const routine)(void*) = start->routine;
+  void* const argument = start->argument;
+  ThreadRecord record(start->stack_id);
+  start->recorded.store(true, std::memory_order_release);  // the creator frees `start` now
+  return routine(argument);
 }
 
 }  // namespace
@@ -109,9 +116,13 @@ LEAKGATE_EXPORT int pthread_create(pthread_t* thread, const pthread_attr_t* attr
   // From the next allocator directly: the agent's bookkeeping is not the program's memory.
   auto* start = static_cast<ThreadStart*>(g_next.malloc(sizeof(ThreadStart)));
   if (start == nullptr) return create(thread, attributes, routine, argument);
-  *start = ThreadStart{routine, argument, stack};
+  new (start) ThreadStart{routine, argument, stack};
   const int result = create(thread, attributes, StartRecordedThread, start);
-  if (result != 0) g_next.free(start);
+  if (result == 0) {
+    while (!start->recorded.load(std::memory_order_acquire)) sched_yield();
+  }
+  start->~ThreadStart();
+  g_next.free(start);
   return result;
 }
 

@@ -800,7 +800,8 @@ TEST(ShippedScenarioTest, ReferenceScenariosSwitchTheirFault) {
     ASSERT_TRUE(scenario->workload.http) << name;
     EXPECT_EQ(scenario->runs, 5) << name;
     EXPECT_EQ(scenario->warmup_runs, 1) << name;
-    EXPECT_EQ(scenario->max_runs, 10) << name;
+    // The after gate has room for more runs: with the agent preloaded its RSS settles later.
+    EXPECT_EQ(scenario->max_runs, name == "reference-after" ? 14 : 10) << name;
     EXPECT_EQ(scenario->thresholds.rss_per_run, 256 * 1024) << name;
     EXPECT_EQ(scenario->thresholds.heap_per_run, 64 * 1024) << name;
     EXPECT_EQ(scenario->thresholds.fds, 0) << name;

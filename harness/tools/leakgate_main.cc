@@ -23,7 +23,7 @@
 #include "harness/heap_profile.h"
 #include "harness/heap_sites.h"
 #include "harness/proc_reader.h"
-#include "harness/report.h"
+#include "reports/report.h"
 #include "harness/result_writer.h"
 #include "harness/runner.h"
 #include "harness/scenario.h"
@@ -33,6 +33,10 @@
 
 namespace leakgate::harness {
 namespace {
+
+using reports::ReadResultFile;
+using reports::RenderJunitReport;
+using reports::RenderMarkdownReport;
 
 struct RunArguments {
   std::string scenario;

@@ -1,4 +1,4 @@
-#include "harness/report.h"
+#include "reports/report.h"
 
 #include <cmath>
 #include <cstdint>
@@ -13,8 +13,12 @@
 #include "harness/result_writer.h"
 #include "harness/scenario.h"
 
-namespace leakgate::harness {
+namespace leakgate::reports {
 namespace {
+
+using harness::Fail;
+using harness::FormatSize;
+using harness::kResultSchema;
 
 using nlohmann::json;
 
@@ -492,6 +496,8 @@ std::string XmlEscape(std::string_view text) {
 
 }  // namespace
 
+Result<void> ValidateResult(const nlohmann::json& result) { return Validate(result); }
+
 Result<nlohmann::json> ReadResultFile(const std::string& path) {
   std::error_code ec;
   if (!std::filesystem::exists(path, ec)) {
@@ -589,4 +595,4 @@ Result<std::string> RenderJunitReport(const nlohmann::json& result) {
   return out.str();
 }
 
-}  // namespace leakgate::harness
+}  // namespace leakgate::reports

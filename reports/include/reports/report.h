@@ -3,8 +3,8 @@
 // a CI test view. Both work from the JSON alone, so a result written by any leakgate version that
 // keeps the schema can be rendered later, elsewhere.
 // Pure functions apart from ReadResultFile; thread-safe.
-#ifndef LEAKGATE_HARNESS_REPORT_H_
-#define LEAKGATE_HARNESS_REPORT_H_
+#ifndef LEAKGATE_REPORTS_REPORT_H_
+#define LEAKGATE_REPORTS_REPORT_H_
 
 #include <string>
 #include <string_view>
@@ -13,11 +13,20 @@
 
 #include "harness/error.h"
 
-namespace leakgate::harness {
+namespace leakgate::reports {
+
+using harness::Error;
+using harness::ErrorCode;
+using harness::Result;
 
 // Reads and parses a result file. kNotFound when it does not exist, kIo when it cannot be read,
 // kParse (with the parser's position) when it is not JSON. The schema is checked by the renderers.
 Result<nlohmann::json> ReadResultFile(const std::string& path);
+
+// Checks every field the renderers read (schema "leakgate.result/1", baseline, runs, checks,
+// growth, heap_profiles), naming the JSON path of the first problem: kInvalidArgument. Every renderer
+// (Markdown, JUnit, HTML, comparison) calls it first.
+Result<void> ValidateResult(const nlohmann::json& result);
 
 // The Markdown report: title with the scenario and verdict, the verification table (baseline, then
 // each run during and after its cooldown), the checks, what grew and the heap at the peak.
@@ -31,6 +40,6 @@ Result<std::string> RenderMarkdownReport(const nlohmann::json& result, std::stri
 // <error>. Errors as for RenderMarkdownReport.
 Result<std::string> RenderJunitReport(const nlohmann::json& result);
 
-}  // namespace leakgate::harness
+}  // namespace leakgate::reports
 
-#endif  // LEAKGATE_HARNESS_REPORT_H_
+#endif  // LEAKGATE_REPORTS_REPORT_H_

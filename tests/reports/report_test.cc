@@ -17,16 +17,16 @@
 #include <sstream>
 #include <string>
 
-#include "harness/report.h"
+#include "reports/report.h"
 
-namespace leakgate::harness {
+namespace leakgate::reports {
 namespace {
 
 namespace fs = std::filesystem;
 using ::testing::HasSubstr;
 using nlohmann::json;
 
-const fs::path kData = fs::path(LEAKGATE_SOURCE_DIR) / "tests/harness/testdata/reports";
+const fs::path kData = fs::path(LEAKGATE_SOURCE_DIR) / "tests/reports/testdata";
 
 std::string ReadText(const fs::path& path) {
   std::ifstream in(path, std::ios::binary);
@@ -251,4 +251,4 @@ TEST(ReportInput, UnknownLanguageIsRefused) {
 }
 
 }  // namespace
-}  // namespace leakgate::harness
+}  // namespace leakgate::reports

@@ -16,6 +16,9 @@ packages=(
   libfmt-dev libcli11-dev
   binutils perl procps curl
   libxml2-utils
+  # The HTML report's browser test (headless Chromium) and the fonts it renders with: Latin and
+  # Chinese text (a site or thread name may be in either).
+  chromium fonts-dejavu-core fonts-noto-cjk
 )
 
 missing=()

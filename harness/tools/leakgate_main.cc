@@ -3,8 +3,13 @@
 //                [--suppressions FILE] [--quiet]
 //   leakgate sites REFERENCE.heap LATER.heap... [--suppressions FILE] [--all]
 //     (what grew between heap profiles, by allocation site)
-//   leakgate report RESULT.json --format md|junit [--lang en|zh] [--out FILE]
-//     (the Markdown verification table or JUnit XML of a result, on stdout or into FILE)
+//   leakgate report RESULT.json --format md|html|junit [--lang en|zh] [--out FILE]
+//     (the Markdown verification table, the HTML report with charts or JUnit XML of a result, on
+//     stdout or into FILE)
+//   leakgate compare BEFORE.json AFTER.json [--lang en|zh] [--out DIR]
+//     (the before/after comparison of two results as Markdown on stdout; with --out also
+//     DIR/compare.md and DIR/compare.html. Exit 0 when it shows the fix, 1 when it does not,
+//     2 on a usage or input error)
 // Exit codes: 0 no drift; 1 drift over a threshold; 2 usage or scenario error; 3 the target failed;
 // 4 inconclusive after the maximum number of runs.
 #include <unistd.h>
@@ -23,6 +28,8 @@
 #include "harness/heap_profile.h"
 #include "harness/heap_sites.h"
 #include "harness/proc_reader.h"
+#include "reports/compare.h"
+#include "reports/html_report.h"
 #include "reports/report.h"
 #include "harness/result_writer.h"
 #include "harness/runner.h"
@@ -34,7 +41,11 @@
 namespace leakgate::harness {
 namespace {
 
+using reports::CompareResults;
 using reports::ReadResultFile;
+using reports::RenderComparisonHtml;
+using reports::RenderComparisonMarkdown;
+using reports::RenderHtmlReport;
 using reports::RenderJunitReport;
 using reports::RenderMarkdownReport;
 
@@ -52,6 +63,13 @@ struct SitesArguments {
   std::vector<std::string> profiles;
   std::string suppressions;
   bool all = false;
+};
+
+struct CompareArguments {
+  std::string before;
+  std::string after;
+  std::string lang = "en";
+  std::string out;
 };
 
 struct ReportArguments {
@@ -127,6 +145,7 @@ int Run(const RunArguments& args) {
   // The reports for people and CI systems beside it (DESIGN.md: --out holds them).
   for (const auto& [file, report] :
        {std::pair<std::string, Result<std::string>>{"report.md", RenderMarkdownReport(written_result, "en")},
+        std::pair<std::string, Result<std::string>>{"report.html", RenderHtmlReport(written_result)},
         std::pair<std::string, Result<std::string>>{"junit.xml", RenderJunitReport(written_result)}}) {
     if (!report) {
       std::cerr << "leakgate: " << file << " not written: " << report.error().message << "\n";
@@ -192,15 +211,16 @@ int Sites(const SitesArguments& args) {
   return kExitPass;
 }
 
-// Renders a result file as Markdown or JUnit XML.
+// Renders a result file as Markdown, HTML or JUnit XML.
 int Report(const ReportArguments& args) {
   auto result = ReadResultFile(args.result);
   if (!result) {
     std::cerr << "leakgate: " << result.error().message << "\n";
     return kExitUsage;
   }
-  auto text = args.format == "junit" ? RenderJunitReport(*result)
-                                     : RenderMarkdownReport(*result, args.lang);
+  auto text = args.format == "junit"  ? RenderJunitReport(*result)
+              : args.format == "html" ? RenderHtmlReport(*result)
+                                      : RenderMarkdownReport(*result, args.lang);
   if (!text) {
     std::cerr << "leakgate: " << args.result << ": " << text.error().message << "\n";
     return kExitUsage;
@@ -214,6 +234,63 @@ int Report(const ReportArguments& args) {
     return kExitUsage;
   }
   return kExitPass;
+}
+
+// Compares the result of a gate before a fix with one after it: exit 0 when the comparison shows
+// the fix, 1 when it does not, 2 when an input cannot be read or is not a result.
+int Compare(const CompareArguments& args) {
+  auto before = ReadResultFile(args.before);
+  if (!before) {
+    std::cerr << "leakgate: before: " << before.error().message << "\n";
+    return kExitUsage;
+  }
+  auto after = ReadResultFile(args.after);
+  if (!after) {
+    std::cerr << "leakgate: after: " << after.error().message << "\n";
+    return kExitUsage;
+  }
+  auto comparison = CompareResults(*before, *after);
+  if (!comparison) {
+    // The message names the role and the JSON path ("after result: /runs/3/after/fds is ..."):
+    // the file is added here.
+    const std::string& message = comparison.error().message;
+    std::cerr << "leakgate: " << (message.starts_with("after") ? args.after : args.before) << ": "
+              << message << "\n";
+    return kExitUsage;
+  }
+  auto markdown = RenderComparisonMarkdown(*comparison, args.lang);
+  if (!markdown) {
+    std::cerr << "leakgate: " << markdown.error().message << "\n";
+    return kExitUsage;
+  }
+  std::cout << *markdown;
+  if (!args.out.empty()) {
+    auto html = RenderComparisonHtml(*comparison, *before, *after);
+    if (!html) {
+      const std::string& message = html.error().message;
+      std::cerr << "leakgate: " << (message.starts_with("after") ? args.after : args.before)
+                << ": " << message << "\n";
+      return kExitUsage;
+    }
+    std::error_code ec;
+    const std::filesystem::path out = std::filesystem::absolute(args.out, ec);
+    std::filesystem::create_directories(out, ec);
+    if (ec) {
+      std::cerr << "leakgate: cannot create the output folder " << out << ": " << ec.message()
+                << "\n";
+      return kExitUsage;
+    }
+    for (const auto& [file, text] : {std::pair<std::string, const std::string*>{"compare.md", &*markdown},
+                                     std::pair<std::string, const std::string*>{"compare.html", &*html}}) {
+      if (auto written = WriteFileAtomically((out / file).string(), *text); !written) {
+        std::cerr << "leakgate: " << written.error().message << "\n";
+        return kExitUsage;
+      }
+    }
+    std::cout << "\ncomparison: " << (out / "compare.md").string() << "\n"
+              << "comparison page: " << (out / "compare.html").string() << "\n";
+  }
+  return comparison->fixed ? kExitPass : kExitDrift;
 }
 
 int Main(int argc, char** argv) {
@@ -244,14 +321,26 @@ int Main(int argc, char** argv) {
   sites->add_flag("--all", sites_args.all, "list every site, growing or not");
   ReportArguments report_args;
   CLI::App* report = app.add_subcommand(
-      "report", "render a result file as a Markdown verification table or JUnit XML");
+      "report", "render a result file as a Markdown verification table, an HTML report or JUnit XML");
   report->add_option("result", report_args.result, "result file (result.json)")->required();
-  report->add_option("--format", report_args.format, "md or junit")
+  report->add_option("--format", report_args.format,
+                     "md (Markdown), html (self-contained page with charts) or junit")
       ->required()
-      ->check(CLI::IsMember({"md", "junit"}));
+      ->check(CLI::IsMember({"md", "html", "junit"}));
   report->add_option("--lang", report_args.lang, "headings of the Markdown report: en or zh")
       ->check(CLI::IsMember({"en", "zh"}));
   report->add_option("--out", report_args.out, "write here (atomically) instead of stdout");
+  CompareArguments compare_args;
+  CLI::App* compare = app.add_subcommand(
+      "compare", "compare the results of a gate before and after a fix (exit 0: the fix is shown)");
+  compare->add_option("before", compare_args.before, "result.json of the gate before the fix")
+      ->required();
+  compare->add_option("after", compare_args.after, "result.json of the gate after the fix")
+      ->required();
+  compare->add_option("--lang", compare_args.lang, "language of the Markdown: en or zh")
+      ->check(CLI::IsMember({"en", "zh"}));
+  compare->add_option("--out", compare_args.out,
+                      "also write compare.md and compare.html (atomically) into this folder");
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -261,6 +350,7 @@ int Main(int argc, char** argv) {
   if (*run) return Run(run_args);
   if (*sites) return Sites(sites_args);
   if (*report) return Report(report_args);
+  if (*compare) return Compare(compare_args);
   return kExitUsage;
 }
 

@@ -12,6 +12,8 @@
 
 #include "harness/result_writer.h"
 #include "harness/scenario.h"
+#include "markdown_format.h"
+#include "result_format.h"
 
 namespace leakgate::reports {
 namespace {
@@ -179,62 +181,6 @@ Result<void> Validate(const json& r) {
 
 // ---- formatting ----
 
-std::string Fixed(double value, int digits) {
-  char buffer[64];
-  std::snprintf(buffer, sizeof buffer, "%.*f", digits, value);
-  return buffer;
-}
-
-std::string Size(double bytes) { return FormatSize(static_cast<int64_t>(std::llround(bytes))); }
-
-std::string SignedSize(double bytes) {
-  return (bytes >= 0 ? "+" : "") + Size(bytes);
-}
-
-std::optional<double> NumberAt(const json& parent, const char* key) {
-  auto it = parent.find(key);
-  if (it == parent.end() || !it->is_number()) return std::nullopt;
-  return it->get<double>();
-}
-
-std::string StringAt(const json& parent, const char* key) {
-  auto it = parent.find(key);
-  return it != parent.end() && it->is_string() ? it->get<std::string>() : std::string();
-}
-
-std::string Count(double value) {
-  return std::fabs(value - std::round(value)) < 1e-9 ? std::to_string(std::llround(value))
-                                                     : Fixed(value, 2);
-}
-
-// A check's observed value or threshold in its unit ("%", "B", "B/run" or a count's noun).
-std::string CheckValue(const json& check, const char* key) {
-  const std::optional<double> value = NumberAt(check, key);
-  if (!value) return "—";
-  const std::string unit = StringAt(check, "unit");
-  if (unit == "%") return Fixed(*value, 2) + " %";
-  if (unit == "B") return Size(*value);
-  if (unit == "B/run") return Size(*value) + "/run";
-  return Count(*value) + (unit.empty() ? "" : " " + unit);
-}
-
-// Text for one Markdown line or table cell: no pipe, line break or '<' (read as HTML) escapes it.
-std::string Cell(std::string_view text) {
-  std::string out;
-  for (char c : text) {
-    if (c == '|') {
-      out += "\\|";
-    } else if (c == '<') {
-      out += "&lt;";
-    } else if (c == '\n' || c == '\r') {
-      out += ' ';
-    } else {
-      out += c;
-    }
-  }
-  return out;
-}
-
 struct Words {
   std::string_view title_prefix, verdict_label, pass, fail, inconclusive, error;
   std::string_view verification, phase, cpu, rss, heap, fds, threads, status;
@@ -314,40 +260,12 @@ constexpr Words kChinese{
     .note = "注：检查的说明保持英文原文。",
 };
 
-std::string_view Mark(std::string_view verdict) {
-  if (verdict == "pass") return "✅";
-  if (verdict == "fail") return "❌";
-  return "⚠️";
-}
-
 std::string_view VerdictWord(const Words& w, std::string_view verdict) {
   if (verdict == "pass") return w.pass;
   if (verdict == "fail") return w.fail;
   if (verdict == "inconclusive") return w.inconclusive;
   if (verdict == "error") return w.error;
   return verdict;
-}
-
-std::string RunLabel(bool zh, const json& run) {
-  const std::string k = Count(run["index"].get<double>());
-  const bool warmup = run.value("warmup", false);
-  if (zh) return "第" + k + "次运行" + (warmup ? "（预热）" : "");
-  return "run " + k + (warmup ? " (warm-up)" : "");
-}
-
-// The idle CPU allowance over the baseline: the idle_cpu_returns check's threshold, else the
-// scenario's thresholds.idle_cpu_pct; none when neither is there.
-std::optional<double> IdleCpuAllowance(const json& r) {
-  for (const json& check : r["checks"]) {
-    if (check["name"] == "idle_cpu_returns") {
-      if (auto t = NumberAt(check, "threshold")) return t;
-    }
-  }
-  const json& scenario = r["scenario"];
-  if (scenario.contains("thresholds") && scenario["thresholds"].is_object()) {
-    return NumberAt(scenario["thresholds"], "idle_cpu_pct");
-  }
-  return std::nullopt;
 }
 
 void VerificationTable(const json& r, const Words& w, bool zh, std::ostringstream& out) {

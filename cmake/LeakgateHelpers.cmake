@@ -1,8 +1,10 @@
 # Helpers in the manner of abseil's absl_cc_library: one call per target, sources listed, not globbed.
 #
-# leakgate_cc_library(NAME name HDRS ... SRCS ... DEPS ... [PUBLIC_INCLUDE dir])
-#   Builds static library leakgate_<name> with alias leakgate::<name>; public headers live in
-#   <dir>/include/<name>/.
+# leakgate_cc_library(NAME name HDRS ... SRCS ... DEPS ... [PRIVATE_DEPS ...])
+#   Builds static library leakgate_<name> with alias leakgate::<name> (also its exported name);
+#   HDRS, its public headers, live in include/<name>/ and form its HEADERS file set, which is what
+#   an install copies. DEPS are linked publicly, PRIVATE_DEPS only into the library (a static
+#   library still passes them on to the final link).
 # leakgate_cc_binary(NAME name SRCS ... DEPS ...)
 #   Builds a program into ${PROJECT_BINARY_DIR}/bin.
 # leakgate_cc_test(NAME name SRCS ... DEPS ... [LABELS ...] [TIMEOUT s])
@@ -13,15 +15,16 @@
 set(LEAKGATE_WARNINGS -Wall -Wextra -Wpedantic -Wno-missing-field-initializers)
 
 function(leakgate_cc_library)
-  cmake_parse_arguments(ARG "" "NAME" "HDRS;SRCS;DEPS" ${ARGN})
-  add_library(leakgate_${ARG_NAME} STATIC ${ARG_SRCS} ${ARG_HDRS})
+  cmake_parse_arguments(ARG "" "NAME" "HDRS;SRCS;DEPS;PRIVATE_DEPS" ${ARGN})
+  add_library(leakgate_${ARG_NAME} STATIC ${ARG_SRCS})
   add_library(leakgate::${ARG_NAME} ALIAS leakgate_${ARG_NAME})
-  target_include_directories(leakgate_${ARG_NAME} PUBLIC
-    $<BUILD_INTERFACE:${CMAKE_CURRENT_SOURCE_DIR}/include>
-    $<INSTALL_INTERFACE:include>)
-  target_link_libraries(leakgate_${ARG_NAME} PUBLIC ${ARG_DEPS})
+  target_sources(leakgate_${ARG_NAME} PUBLIC
+    FILE_SET HEADERS BASE_DIRS ${CMAKE_CURRENT_SOURCE_DIR}/include FILES ${ARG_HDRS})
+  target_link_libraries(leakgate_${ARG_NAME} PUBLIC ${ARG_DEPS} PRIVATE ${ARG_PRIVATE_DEPS})
   target_compile_options(leakgate_${ARG_NAME} PRIVATE ${LEAKGATE_WARNINGS})
-  set_target_properties(leakgate_${ARG_NAME} PROPERTIES POSITION_INDEPENDENT_CODE ON)
+  set_target_properties(leakgate_${ARG_NAME} PROPERTIES
+    POSITION_INDEPENDENT_CODE ON
+    EXPORT_NAME ${ARG_NAME})
 endfunction()
 
 function(leakgate_cc_binary)

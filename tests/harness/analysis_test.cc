@@ -857,6 +857,10 @@ INSTANTIATE_TEST_SUITE_P(
     ::testing::Values(
         CpuCase{"Staircase", {1.5, 2.6, 3.8, 5.0, 6.1}, Verdict::kFail},
         CpuCase{"TheDocumentsStaircase", {37, 70, 85}, Verdict::kFail},
+        // Regression: a staircase whose first steps stay under the allowance was left undecided
+        // (above in 2 of 5 runs), and a gate another check had failed stopped before deciding it.
+        CpuCase{"StaircaseAboveOnlyInItsLastRuns", {0.5, 1.2, 1.9, 2.6, 3.3}, Verdict::kFail},
+        CpuCase{"LastTwoAboveWithoutATrend", {1.0, 0.4, 0.9, 2.6, 2.5}, Verdict::kInconclusive},
         CpuCase{"OneSpike", {0.4, 6.0, 0.5, 0.3, 0.4}, Verdict::kPass},
         CpuCase{"NoiseOnly", {0.5, 0.2, 0.9, 0.4, 0.6}, Verdict::kPass},
         CpuCase{"OnlyTheLastRunIsAbove", {0.4, 0.5, 0.3, 0.4, 3.1}, Verdict::kInconclusive},

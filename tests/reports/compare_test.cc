@@ -26,6 +26,7 @@
 
 #include "reports/compare.h"
 #include "reports/report.h"
+#include "golden.h"
 
 namespace leakgate::reports {
 namespace {
@@ -35,40 +36,13 @@ using ::testing::HasSubstr;
 using ::testing::Not;
 using nlohmann::json;
 
-const fs::path kData = fs::path(LEAKGATE_SOURCE_DIR) / "tests/reports/testdata";
+using golden::ExpectGolden;
+using golden::Fixture;
+using golden::kData;
+using golden::ReadText;
+
 const std::string kLeakgate = LEAKGATE_BINARY_DIR "/bin/leakgate";
 const std::string kScenarios = LEAKGATE_SOURCE_DIR "/scenarios";
-
-std::string ReadText(const fs::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::ostringstream text;
-  text << in.rdbuf();
-  return text.str();
-}
-
-json Fixture(const std::string& name) {
-  auto result = ReadResultFile((kData / name).string());
-  EXPECT_TRUE(result.has_value()) << result.error().message;
-  return result.value_or(json());
-}
-
-bool UpdateGolden() {
-  const char* update = std::getenv("LEAKGATE_UPDATE_GOLDEN");
-  return update != nullptr && std::string(update) == "1";
-}
-
-void ExpectGolden(const std::string& actual, const std::string& expected_name) {
-  const fs::path expected = kData / "expected" / expected_name;
-  if (UpdateGolden()) {
-    std::ofstream(expected, std::ios::binary) << actual;
-    return;
-  }
-  ASSERT_TRUE(fs::exists(expected))
-      << expected << " is missing; run with LEAKGATE_UPDATE_GOLDEN=1 to write it";
-  EXPECT_EQ(actual, ReadText(expected))
-      << "output differs from " << expected
-      << "; if the change is intended, run with LEAKGATE_UPDATE_GOLDEN=1";
-}
 
 Comparison Compare(const json& before, const json& after) {
   auto comparison = CompareResults(before, after);

@@ -209,6 +209,7 @@ json GateResultToJson(const GateResult& r, const json& scenario, const json& env
   out["warnings"] = r.warnings;
   out["wall_s"] = Number(r.wall_s);
   out["cooldown_total_s"] = Number(r.cooldown_total_s);
+  out["baseline_settle_s"] = Number(r.baseline_settle_s);
   return out;
 }
 

@@ -79,13 +79,15 @@ class Gate {
     if (config_.sample_hz <= 0) return Fail(ErrorCode::kInvalidArgument, "sample_hz must be > 0");
     period_ = 1.0 / config_.sample_hz;
 
-    // Baseline: an idle window.
+    // Baseline: an idle window, once the target's start-up has settled.
     Say("baseline: " + Fixed(config_.baseline_s, 1) + " s idle");
     auto first = TakeSample("baseline", 0);
     if (!first) return std::unexpected(first.error());
-    Sample window_start = *first;
-    const double baseline_end = first->t + config_.baseline_s;
-    Sample last = *first;
+    auto settled = SettleBeforeBaseline(*first);
+    if (!settled) return std::unexpected(settled.error());
+    Sample window_start = *settled;
+    const double baseline_end = settled->t + config_.baseline_s;
+    Sample last = *settled;
     while (clock_.NowSeconds() < baseline_end) {
       clock_.SleepFor(std::min(period_, baseline_end - clock_.NowSeconds()));
       auto s = TakeSample("baseline", 0);
@@ -424,6 +426,35 @@ class Gate {
       return alive.error().message;
     }
     return "run " + std::to_string(index) + ": the target could not be sampled: " + sampling_error;
+  }
+
+  // Start-up work can outlast readiness (a server answers /healthz while it still warms caches and
+  // opens connections; under a busy neighbour it spills further): a baseline window that catches
+  // its tail reads a few % of CPU, and every later idle figure then passes against it, the CPU
+  // staircase of a leaked heartbeat included. So the baseline window begins once the CPU over one
+  // settle window is within the settle tolerance of the window before (as a cooldown ends on a
+  // plateau), or after cooldown.max_s. Returns the sample the baseline window starts at.
+  Result<Sample> SettleBeforeBaseline(const Sample& first) {
+    const double window = std::max(config_.cooldown.settle_window_s, period_);
+    const double tolerance = config_.cooldown.settle_tolerance_pct;
+    std::vector<Sample> samples{first};
+    while (clock_.NowSeconds() - first.t < config_.cooldown.max_s) {
+      clock_.SleepFor(period_);
+      auto s = TakeSample("baseline", 0);
+      if (!s) return std::unexpected(s.error());
+      samples.push_back(*s);
+      const Sample* w0 = SampleAtOrBefore(samples, s->t - window);
+      if (w0 == nullptr) continue;
+      const Sample* w_prev = SampleAtOrBefore(samples, w0->t - window);
+      if (w_prev == nullptr) continue;
+      if (std::abs(CpuPercent(*w_prev, *w0) - CpuPercent(*w0, *s)) <= tolerance) break;
+    }
+    result_.baseline_settle_s = samples.back().t - first.t;
+    if (result_.baseline_settle_s > 2 * window + period_) {
+      Say("baseline: the target's CPU settled " + Fixed(result_.baseline_settle_s, 1) +
+          " s after it was ready");
+    }
+    return samples.back();
   }
 
   static const Sample* SampleAtOrBefore(const std::vector<Sample>& samples, double t) {

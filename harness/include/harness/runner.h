@@ -5,8 +5,10 @@
 // getpid() and run a CallbackWorkload); `RunScenario` builds them from a Scenario and writes the
 // target's output and the result into the output folder. The loop, per the measurement semantics of
 // DESIGN.md:
-//  * Baseline: after the target is ready, `baseline_s` of idle sampling; CPU is the target's own CPU
-//    time over wall time (a busy neighbour does not move it).
+//  * Baseline: after the target is ready and its CPU has settled (the CPU over one settle window
+//    within the tolerance of the window before, at most cooldown `max_s`: start-up work can outlast
+//    readiness), `baseline_s` of idle sampling; CPU is the target's own CPU time over wall time (a
+//    busy neighbour does not move it).
 //  * Each run: reset the peak RSS (clear_refs) where the kernel allows, run the workload on a worker
 //    thread while the calling thread samples at `sample_hz`, then a cooldown that ends as soon as the
 //    target's CPU over the last `settle_window_s` is within `settle_tolerance_pct` of the baseline, or
@@ -148,6 +150,7 @@ struct GateResult {
   std::optional<ExitInfo> target_exit;
   double wall_s = 0;
   double cooldown_total_s = 0;
+  double baseline_settle_s = 0;  // from readiness until the CPU settled and the baseline began
   std::optional<HeapProfileSummary> heap_profiles;  // when the heap source wrote profiles
 };
 

@@ -74,6 +74,16 @@ std::string InUnit(std::optional<double> value, const std::string& unit) {
   return CheckValue(json{{"unit", unit}, {"value", *value}}, "value");
 }
 
+std::string ThresholdText(const CheckComparison& check) {
+  std::string threshold =
+      InUnit(check.after_threshold ? check.after_threshold : check.before_threshold, check.unit);
+  if (check.before_threshold && check.after_threshold &&
+      *check.before_threshold != *check.after_threshold) {
+    threshold = InUnit(check.before_threshold, check.unit) + " → " + threshold;
+  }
+  return threshold;
+}
+
 std::string Signed(std::optional<double> value, std::string_view unit) {
   if (!value) return "—";
   const double v = std::fabs(*value) < 5e-10 ? 0.0 : *value;
@@ -90,6 +100,7 @@ using compare_internal::InUnit;
 using compare_internal::PeakSites;
 using compare_internal::Signed;
 using compare_internal::SiteMatchText;
+using compare_internal::ThresholdText;
 using compare_internal::ValidateSide;
 
 // ---- comparing ----
@@ -726,13 +737,7 @@ void ChecksTable(const Comparison& c, const Words& w, std::ostringstream& out) {
       << w.change << " |\n";
   out << "|---|---|---|---:|---|\n";
   for (const CheckComparison& check : c.checks) {
-    std::string threshold = InUnit(check.after_threshold ? check.after_threshold
-                                                         : check.before_threshold,
-                                   check.unit);
-    if (check.before_threshold && check.after_threshold &&
-        *check.before_threshold != *check.after_threshold) {
-      threshold = InUnit(check.before_threshold, check.unit) + " → " + threshold;
-    }
+    const std::string threshold = ThresholdText(check);
     out << "| " << Cell(check.name) << " | "
         << VerdictCell(w, check.before_verdict, check.before_observed, check.unit) << " | "
         << VerdictCell(w, check.after_verdict, check.after_observed, check.unit) << " | "

@@ -12,6 +12,7 @@
 
 #include "compare_internal.h"
 #include "html_parts.h"
+#include "timeline.h"
 #include "reports/compare.h"
 #include "reports/html_report.h"
 #include "result_format.h"
@@ -21,6 +22,7 @@ namespace {
 
 using compare_internal::InUnit;
 using compare_internal::Signed;
+using compare_internal::ThresholdText;
 using harness::Fail;
 using html::ChartSeries;
 using html::ChartSpec;
@@ -35,45 +37,6 @@ using nlohmann::json;
 // each cooldown stays readable beside run peaks of 100 % and more.
 constexpr double kMinCpuAxisCapPct = 25;
 
-// Each timeline point needs t, phase and run to be drawn; the message names the role and path.
-Result<void> ValidateTimeline(const json& r, std::string_view role) {
-  auto it = r.find("timeline");
-  if (it == r.end() || it->is_null()) return {};
-  if (!it->is_array()) {
-    return Fail(ErrorCode::kInvalidArgument, std::string(role) + " result: /timeline is " +
-                                                 std::string(it->type_name()) +
-                                                 "; expected an array");
-  }
-  for (size_t i = 0; i < it->size(); ++i) {
-    const json& p = (*it)[i];
-    const std::string path = "/timeline/" + std::to_string(i);
-    if (!p.is_object()) {
-      return Fail(ErrorCode::kInvalidArgument,
-                  std::string(role) + " result: " + path + " is " + std::string(p.type_name()) +
-                      "; expected an object");
-    }
-    struct Field {
-      const char* key;
-      bool number;
-    };
-    for (const Field& f : {Field{"t", true}, Field{"phase", false}, Field{"run", true}}) {
-      auto v = p.find(f.key);
-      const char* expected = f.number ? "a number" : "a string";
-      if (v == p.end()) {
-        return Fail(ErrorCode::kInvalidArgument, std::string(role) + " result: " + path + "/" +
-                                                     f.key + " is missing; expected " + expected);
-      }
-      if (f.number ? !v->is_number() : !v->is_string()) {
-        return Fail(ErrorCode::kInvalidArgument,
-                    std::string(role) + " result: " + path + "/" + f.key + " is " +
-                        (v->is_null() ? std::string("null") : std::string(v->type_name())) +
-                        "; expected " + expected);
-      }
-    }
-  }
-  return {};
-}
-
 // ---- one side's timeline ----
 
 struct Side {
@@ -84,30 +47,10 @@ struct Side {
   std::vector<PhaseBand> bands;
 };
 
-// Consecutive timeline points of one (phase, run) make a band reaching to the next band's start.
+// The comparison's two lanes of bands are narrow: runs carry their short label ("2", "w1") only.
 std::vector<PhaseBand> Bands(const json& r) {
-  std::vector<PhaseBand> bands;
-  std::set<int> warmups;
-  for (const json& run : r["runs"]) {
-    if (run.value("warmup", false)) warmups.insert(static_cast<int>(run["index"].get<double>()));
-  }
-  for (const json& p : r["timeline"]) {
-    const double t = p["t"].get<double>();
-    const std::string phase = p["phase"].get<std::string>();
-    const int run = static_cast<int>(p["run"].get<double>());
-    if (!bands.empty() && bands.back().phase == phase && bands.back().run == run) {
-      bands.back().end_t = t;
-      continue;
-    }
-    if (!bands.empty()) bands.back().end_t = t;
-    PhaseBand band{.phase = phase, .run = run, .start_t = t, .end_t = t,
-                   .warmup = warmups.contains(run)};
-    if (phase == "run") {
-      band.label = (band.warmup ? "w" : "") + std::to_string(run);
-      band.short_label = band.label;
-    }
-    bands.push_back(std::move(band));
-  }
+  std::vector<PhaseBand> bands = TimelineBands(r);
+  for (PhaseBand& band : bands) band.label = band.short_label;
   return bands;
 }
 
@@ -189,10 +132,8 @@ ChartSeries SeriesOf(const Side& side, const char* key, bool snapshots_only) {
 }
 
 std::optional<double> CheckThreshold(const json& r, std::string_view name) {
-  for (const json& check : r["checks"]) {
-    if (check["name"] == name) return NumberAt(check, "threshold");
-  }
-  return std::nullopt;
+  const json* check = FindCheck(r, name);
+  return check != nullptr ? NumberAt(*check, "threshold") : std::nullopt;
 }
 
 // A threshold line per side, or one when both sides have the same value.
@@ -212,14 +153,6 @@ void AddThresholds(ChartSpec& chart, const std::optional<double>& before,
     chart.thresholds.push_back({*after, "after: " + what + " " + html::FormatValue(*after, unit),
                                 std::string(html::kColorAfter)});
   }
-}
-
-std::optional<double> IdleLimit(const json& r) {
-  if (!r.contains("baseline") || !r["baseline"].is_object()) return std::nullopt;
-  const std::optional<double> base = NumberAt(r["baseline"], "cpu_pct");
-  const std::optional<double> allowance = IdleCpuAllowance(r);
-  if (!base || !allowance) return std::nullopt;
-  return *base + *allowance;
 }
 
 std::string Charts(const Side& before, const Side& after) {
@@ -246,8 +179,8 @@ std::string Charts(const Side& before, const Side& after) {
       ChartSeries series = SeriesOf(*side, "cpu_pct", false);
       chart.series.push_back(std::move(series));
     }
-    const std::optional<double> before_limit = IdleLimit(*before.result);
-    const std::optional<double> after_limit = IdleLimit(*after.result);
+    const std::optional<double> before_limit = IdleCpuLimit(*before.result);
+    const std::optional<double> after_limit = IdleCpuLimit(*after.result);
     AddThresholds(chart, before_limit, after_limit, "idle limit");
     highest_idle = std::max({highest_idle, before_limit.value_or(0), after_limit.value_or(0)});
     chart.y_cap = std::max(kMinCpuAxisCapPct, 3 * highest_idle);
@@ -320,13 +253,7 @@ std::string Pair(std::string_view before_html, std::string_view after_html) {
 std::string ChecksTable(const Comparison& c) {
   std::vector<TableRow> rows;
   for (const CheckComparison& check : c.checks) {
-    std::string threshold = InUnit(check.after_threshold ? check.after_threshold
-                                                         : check.before_threshold,
-                                   check.unit);
-    if (check.before_threshold && check.after_threshold &&
-        *check.before_threshold != *check.after_threshold) {
-      threshold = InUnit(check.before_threshold, check.unit) + " → " + threshold;
-    }
+    const std::string threshold = ThresholdText(check);
     rows.push_back(
         {{html::Code(check.name),
           Badge(check.before_verdict) + " " + HtmlEscape(InUnit(check.before_observed, check.unit)),

@@ -30,6 +30,9 @@ std::string SiteMatchText(std::string_view kind, std::string_view site);
 // it; "—" when absent.
 std::string InUnit(std::optional<double> value, const std::string& unit);
 
+// A check's threshold in its unit; "BEFORE → AFTER" when the two results differ.
+std::string ThresholdText(const CheckComparison& check);
+
 // A growth figure with its sign in `unit` ("B", "%", "" for a count): "+4.6 MiB", "-0.50 %",
 // "+5"; "—" when absent.
 std::string Signed(std::optional<double> value, std::string_view unit);

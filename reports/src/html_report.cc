@@ -12,6 +12,7 @@
 
 #include "harness/scenario.h"
 #include "html_parts.h"
+#include "timeline.h"
 #include "result_format.h"
 
 namespace leakgate::reports {
@@ -37,41 +38,6 @@ constexpr double kThreadCpuResolutionPct = 0.5;
 constexpr double kMinCpuAxisCapPct = 25;
 // At most this many thread groups get a column in the idle-thread table; the rest are summed.
 constexpr size_t kMaxThreadColumns = 8;
-
-std::string TypeText(const json& value) {
-  return value.is_null() ? "null" : std::string(value.type_name());
-}
-
-Result<void> ValidateTimeline(const json& r) {
-  auto it = r.find("timeline");
-  if (it == r.end() || it->is_null()) return {};
-  if (!it->is_array()) {
-    return Fail(ErrorCode::kInvalidArgument,
-                "result: /timeline is " + TypeText(*it) + "; expected an array of points");
-  }
-  for (size_t i = 0; i < it->size(); ++i) {
-    const json& point = (*it)[i];
-    const std::string path = "/timeline/" + std::to_string(i);
-    if (!point.is_object()) {
-      return Fail(ErrorCode::kInvalidArgument,
-                  "result: " + path + " is " + TypeText(point) + "; expected an object");
-    }
-    for (const char* key : {"t", "phase", "run"}) {
-      auto field = point.find(key);
-      const bool is_phase = key[0] == 'p';
-      const char* expected = is_phase ? "a string (baseline, run or cooldown)" : "a number";
-      if (field == point.end()) {
-        return Fail(ErrorCode::kInvalidArgument,
-                    "result: " + path + "/" + key + " is missing; expected " + expected);
-      }
-      if (is_phase ? !field->is_string() : !field->is_number()) {
-        return Fail(ErrorCode::kInvalidArgument, "result: " + path + "/" + key + " is " +
-                                                     TypeText(*field) + "; expected " + expected);
-      }
-    }
-  }
-  return {};
-}
 
 // ---- reading the result ----
 
@@ -105,13 +71,6 @@ const Measurement* Reference(const std::vector<Measurement>& measurements) {
     if (m.run == 0 || m.warmup) reference = &m;
   }
   return reference;
-}
-
-const json* FindCheck(const json& r, std::string_view name) {
-  for (const json& check : r["checks"]) {
-    if (check["name"] == name) return &check;
-  }
-  return nullptr;
 }
 
 // A threshold: the named check's, else the scenario's thresholds.KEY (a size string through
@@ -149,31 +108,7 @@ Timeline ReadTimeline(const json& r) {
     return timeline;
   }
   timeline.points = &r["timeline"];
-  std::set<int> warmups;
-  for (const json& run : r["runs"]) {
-    if (run.value("warmup", false)) warmups.insert(static_cast<int>(run["index"].get<double>()));
-  }
-  // Consecutive points of one (phase, run) make a band reaching to the next band's first point.
-  for (const json& p : *timeline.points) {
-    const double t = p["t"].get<double>();
-    const std::string phase = p["phase"].get<std::string>();
-    const int run = static_cast<int>(p["run"].get<double>());
-    if (!timeline.bands.empty() && timeline.bands.back().phase == phase &&
-        timeline.bands.back().run == run) {
-      timeline.bands.back().end_t = t;
-      continue;
-    }
-    if (!timeline.bands.empty()) timeline.bands.back().end_t = t;
-    PhaseBand band{.phase = phase, .run = run, .start_t = t, .end_t = t,
-                   .warmup = warmups.contains(run)};
-    if (phase == "baseline") {
-      band.label = "baseline";
-    } else if (phase == "run") {
-      band.label = (band.warmup ? "warm-up " : "run ") + std::to_string(run);
-      band.short_label = (band.warmup ? "w" : "") + std::to_string(run);
-    }
-    timeline.bands.push_back(std::move(band));
-  }
+  timeline.bands = TimelineBands(r);
   return timeline;
 }
 

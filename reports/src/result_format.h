@@ -10,6 +10,7 @@
 #include <cstdio>
 #include <optional>
 #include <string>
+#include <string_view>
 
 #include <nlohmann/json.hpp>
 
@@ -71,19 +72,34 @@ inline std::string RunLabel(bool zh, const nlohmann::json& run) {
   return "run " + k + (warmup ? " (warm-up)" : "");
 }
 
+// The check of that name in r["checks"]; nullptr when the result has none.
+inline const nlohmann::json* FindCheck(const nlohmann::json& r, std::string_view name) {
+  for (const nlohmann::json& check : r["checks"]) {
+    if (check["name"] == name) return &check;
+  }
+  return nullptr;
+}
+
 // The idle CPU allowance over the baseline: the idle_cpu_returns check's threshold, else the
 // scenario's thresholds.idle_cpu_pct; none when neither is there.
 inline std::optional<double> IdleCpuAllowance(const nlohmann::json& r) {
-  for (const nlohmann::json& check : r["checks"]) {
-    if (check["name"] == "idle_cpu_returns") {
-      if (auto t = NumberAt(check, "threshold")) return t;
-    }
+  if (const nlohmann::json* check = FindCheck(r, "idle_cpu_returns")) {
+    if (auto t = NumberAt(*check, "threshold")) return t;
   }
   const nlohmann::json& scenario = r["scenario"];
   if (scenario.contains("thresholds") && scenario["thresholds"].is_object()) {
     return NumberAt(scenario["thresholds"], "idle_cpu_pct");
   }
   return std::nullopt;
+}
+
+// The idle CPU a run may leave behind: the baseline's CPU plus the allowance; none without either.
+inline std::optional<double> IdleCpuLimit(const nlohmann::json& r) {
+  if (!r.contains("baseline") || !r["baseline"].is_object()) return std::nullopt;
+  const std::optional<double> base = NumberAt(r["baseline"], "cpu_pct");
+  const std::optional<double> allowance = IdleCpuAllowance(r);
+  if (!base || !allowance) return std::nullopt;
+  return *base + *allowance;
 }
 
 }  // namespace leakgate::reports

@@ -193,16 +193,10 @@ class Gate {
       if (!s) return Fail(ErrorCode::kTargetFailed, DescribeTargetLoss(index, s.error().message));
       max_rss = std::max(max_rss, s->rss_bytes);
       cooldown.push_back(*s);
-      const Sample* w0 = SampleAtOrBefore(cooldown, s->t - window);
-      if (w0 == nullptr) continue;
-      const double now_cpu = CpuPercent(*w0, *s);
-      window_start = *w0;
-      if (now_cpu <= result_.baseline.cpu_pct + tolerance) {
-        run.cooldown_settled = true;
-        break;
-      }
-      const Sample* w_prev = SampleAtOrBefore(cooldown, w0->t - window);
-      if (w_prev != nullptr && std::abs(CpuPercent(*w_prev, *w0) - now_cpu) <= tolerance) {
+      const std::optional<WindowCpu> last = LastWindow(cooldown, window, tolerance);
+      if (!last) continue;
+      window_start = *last->start;
+      if (last->cpu_pct <= result_.baseline.cpu_pct + tolerance || last->plateau) {
         run.cooldown_settled = true;
         break;
       }
@@ -443,11 +437,8 @@ class Gate {
       auto s = TakeSample("baseline", 0);
       if (!s) return std::unexpected(s.error());
       samples.push_back(*s);
-      const Sample* w0 = SampleAtOrBefore(samples, s->t - window);
-      if (w0 == nullptr) continue;
-      const Sample* w_prev = SampleAtOrBefore(samples, w0->t - window);
-      if (w_prev == nullptr) continue;
-      if (std::abs(CpuPercent(*w_prev, *w0) - CpuPercent(*w0, *s)) <= tolerance) break;
+      const std::optional<WindowCpu> last = LastWindow(samples, window, tolerance);
+      if (last && last->plateau) break;
     }
     result_.baseline_settle_s = samples.back().t - first.t;
     if (result_.baseline_settle_s > 2 * window + period_) {
@@ -455,6 +446,26 @@ class Gate {
           " s after it was ready");
     }
     return samples.back();
+  }
+
+  // The CPU over the last `window` seconds of `samples`, and whether it is within `tolerance` of
+  // the window before it (a plateau: the CPU has stopped changing). nullopt until the samples
+  // cover one window. Ends the settling before the baseline and each cooldown.
+  struct WindowCpu {
+    const Sample* start = nullptr;
+    double cpu_pct = 0;
+    bool plateau = false;
+  };
+  static std::optional<WindowCpu> LastWindow(const std::vector<Sample>& samples, double window,
+                                             double tolerance) {
+    const Sample& end = samples.back();
+    const Sample* w0 = SampleAtOrBefore(samples, end.t - window);
+    if (w0 == nullptr) return std::nullopt;
+    WindowCpu last{.start = w0, .cpu_pct = CpuPercent(*w0, end)};
+    const Sample* w_prev = SampleAtOrBefore(samples, w0->t - window);
+    last.plateau =
+        w_prev != nullptr && std::abs(CpuPercent(*w_prev, *w0) - last.cpu_pct) <= tolerance;
+    return last;
   }
 
   static const Sample* SampleAtOrBefore(const std::vector<Sample>& samples, double t) {

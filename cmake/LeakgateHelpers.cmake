@@ -39,6 +39,8 @@ function(leakgate_cc_test)
   add_executable(${ARG_NAME} ${ARG_SRCS})
   target_link_libraries(${ARG_NAME} PRIVATE ${ARG_DEPS} GTest::gtest_main GTest::gmock)
   target_compile_options(${ARG_NAME} PRIVATE ${LEAKGATE_WARNINGS})
+  # Shared test helpers: #include "support/....h".
+  target_include_directories(${ARG_NAME} PRIVATE ${PROJECT_SOURCE_DIR}/tests)
   target_compile_definitions(${ARG_NAME} PRIVATE
     LEAKGATE_SOURCE_DIR="${PROJECT_SOURCE_DIR}"
     LEAKGATE_BINARY_DIR="${PROJECT_BINARY_DIR}"

@@ -22,6 +22,8 @@
 #include <string>
 #include <thread>
 
+#include "support/command.h"
+
 namespace {
 
 namespace fs = std::filesystem;
@@ -39,32 +41,17 @@ struct Outcome {
   json result;
 };
 
-class TempDir {
+class TempDir : public leakgate::testing::TempDir {
  public:
-  TempDir() {
-    char name[] = "/tmp/leakgate-cli-XXXXXX";
-    path_ = mkdtemp(name);
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path_, ec);
-  }
-  const fs::path& path() const { return path_; }
-
- private:
-  fs::path path_;
+  TempDir() : leakgate::testing::TempDir("leakgate-cli") {}
 };
 
 Outcome RunLeakgate(const std::string& args, const fs::path& out) {
   Outcome o;
-  const std::string command = "CI=true " + kLeakgate + " run " + args + " --out " + out.string() + " 2>&1";
-  FILE* pipe = popen(command.c_str(), "r");
-  if (pipe == nullptr) return o;
-  std::array<char, 4096> buffer{};
-  size_t n;
-  while ((n = fread(buffer.data(), 1, buffer.size(), pipe)) > 0) o.output.append(buffer.data(), n);
-  const int status = pclose(pipe);
-  o.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+  const leakgate::testing::CommandOutput run = leakgate::testing::RunCommand(
+      "CI=true " + kLeakgate + " run " + args + " --out " + out.string() + " 2>&1");
+  o.exit_code = run.exit_code;
+  o.output = run.output;
   std::ifstream in(out / "result.json");
   if (in) o.result = json::parse(in, nullptr, /*allow_exceptions=*/false);
   return o;

@@ -27,6 +27,7 @@
 #include "reports/compare.h"
 #include "reports/report.h"
 #include "golden.h"
+#include "support/command.h"
 
 namespace leakgate::reports {
 namespace {
@@ -482,44 +483,17 @@ TEST(CompareHtml, TimelinePointWithoutTimeNamesRoleAndPath) {
 
 // ---- the command ----
 
-struct Outcome {
-  int exit_code = -1;
-  std::string output;  // stdout and stderr
-};
+using Outcome = leakgate::testing::CommandOutput;
+using leakgate::testing::TempDir;
 
 Outcome RunLeakgate(const std::string& args) {
-  Outcome o;
-  const std::string command = "CI=true " + kLeakgate + " " + args + " 2>&1";
-  FILE* pipe = popen(command.c_str(), "r");
-  if (pipe == nullptr) return o;
-  std::array<char, 4096> buffer{};
-  size_t n;
-  while ((n = fread(buffer.data(), 1, buffer.size(), pipe)) > 0) o.output.append(buffer.data(), n);
-  const int status = pclose(pipe);
-  o.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-  return o;
+  return leakgate::testing::RunCommand("CI=true " + kLeakgate + " " + args + " 2>&1");
 }
-
-class TempDir {
- public:
-  TempDir() {
-    char name[] = "/tmp/leakgate-compare-XXXXXX";
-    path_ = mkdtemp(name);
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path_, ec);
-  }
-  const fs::path& path() const { return path_; }
-
- private:
-  fs::path path_;
-};
 
 std::string Quote(const fs::path& path) { return "'" + path.string() + "'"; }
 
 TEST(CompareCommand, WritesBothFilesAndExitsZeroWhenTheFixIsShown) {
-  TempDir dir;
+  TempDir dir("leakgate-compare");
   const fs::path out = dir.path() / "cmp";
   const Outcome o = RunLeakgate("compare " + Quote(kData / "before.json") + " " +
                         Quote(kData / "after.json") + " --lang zh --out " + Quote(out));
@@ -544,7 +518,7 @@ TEST(CompareCommand, ExitsOneWhenTheFixIsNotShown) {
 }
 
 TEST(CompareCommand, InputErrorsExitTwoNamingTheFileAndPath) {
-  TempDir dir;
+  TempDir dir("leakgate-compare");
   Outcome o = RunLeakgate("compare " + Quote(dir.path() / "missing.json") + " " + Quote(kData / "after.json"));
   EXPECT_EQ(o.exit_code, 2) << o.output;
   EXPECT_THAT(o.output, HasSubstr("before: result file " + (dir.path() / "missing.json").string() +
@@ -606,7 +580,7 @@ TEST(CompareEndToEnd, EverySeededFaultIsCaughtBeforeAndGoneAfter) {
   if (!fs::exists(kLeakgate) || !fs::exists(LEAKGATE_BINARY_DIR "/bin/backtest_server")) {
     GTEST_SKIP() << "build the leakgate and backtest_server targets first";
   }
-  TempDir dir;
+  TempDir dir("leakgate-compare");
   const Gate before = RunGate("reference-before.json", dir.path() / "before");
   const Gate after = RunGate("reference-after.json", dir.path() / "after");
   ASSERT_EQ(before.exit_code, 1) << "the before gate must fail\n" << before.output;

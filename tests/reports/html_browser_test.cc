@@ -40,6 +40,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "support/command.h"
+
 namespace {
 
 namespace fs = std::filesystem;
@@ -55,22 +57,7 @@ constexpr int kWindowWidth = 1366;
 constexpr int kWindowHeight = 900;
 constexpr auto kCallTimeout = std::chrono::seconds(30);
 
-class TempDir {
- public:
-  TempDir() {
-    char name[] = "/tmp/leakgate-html-XXXXXX";
-    const char* made = mkdtemp(name);
-    path_ = made != nullptr ? made : "";
-  }
-  ~TempDir() {
-    std::error_code ec;
-    if (!path_.empty()) fs::remove_all(path_, ec);
-  }
-  const fs::path& path() const { return path_; }
-
- private:
-  fs::path path_;
-};
+using leakgate::testing::TempDir;
 
 std::optional<std::string> FindOnPath(const std::string& name) {
   const char* path = std::getenv("PATH");
@@ -390,7 +377,7 @@ class Chromium {
     return id;
   }
 
-  TempDir profile_;
+  TempDir profile_{"leakgate-html"};
   pid_t pid_ = -1;
   int write_fd_ = -1;
   int read_fd_ = -1;
@@ -400,23 +387,11 @@ class Chromium {
   std::string error_;
 };
 
-struct GateRun {
-  int exit_code = -1;
-  std::string output;
-};
+using GateRun = leakgate::testing::CommandOutput;
 
 GateRun RunGate(const std::string& scenario, const fs::path& out) {
-  GateRun run;
-  const std::string command =
-      "CI=true " + kLeakgate + " run " + scenario + " --quiet --out " + out.string() + " 2>&1";
-  FILE* pipe = popen(command.c_str(), "r");
-  if (pipe == nullptr) return run;
-  std::array<char, 4096> buffer{};
-  size_t n;
-  while ((n = fread(buffer.data(), 1, buffer.size(), pipe)) > 0) run.output.append(buffer.data(), n);
-  const int status = pclose(pipe);
-  run.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-  return run;
+  return leakgate::testing::RunCommand("CI=true " + kLeakgate + " run " + scenario +
+                                       " --quiet --out " + out.string() + " 2>&1");
 }
 
 bool Contains(const std::vector<std::string>& lines, const std::string& needle) {
@@ -459,7 +434,7 @@ TEST(HtmlBrowserTest, RealGateReportLoadsCleanlyInChromium) {
   ASSERT_TRUE(fs::exists(kLeakgate)) << kLeakgate << " is not built";
   signal(SIGPIPE, SIG_IGN);  // a browser that dies makes writes fail instead of killing the test
 
-  TempDir dir;
+  TempDir dir("leakgate-html");
   ASSERT_FALSE(dir.path().empty());
   const fs::path out = dir.path() / "gate";
   const GateRun gate = RunGate(kScenarios + "/reference-before.json", out);

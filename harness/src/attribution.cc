@@ -144,6 +144,21 @@ std::vector<ResolvedFd> ResolveFds(std::span<const std::string> fd_targets,
   return resolved;
 }
 
+namespace {
+
+// The groups, busiest first (ties in name order).
+std::vector<ThreadGroupCpu> BusiestFirst(std::map<std::string, ThreadGroupCpu>&& by_name) {
+  std::vector<ThreadGroupCpu> groups;
+  groups.reserve(by_name.size());
+  for (auto& [name, group] : by_name) groups.push_back(std::move(group));
+  std::stable_sort(groups.begin(), groups.end(), [](const ThreadGroupCpu& a, const ThreadGroupCpu& b) {
+    return a.cpu_pct > b.cpu_pct;
+  });
+  return groups;
+}
+
+}  // namespace
+
 std::vector<ThreadGroupCpu> GroupThreadCpu(std::span<const ThreadCpu> threads) {
   std::map<std::string, ThreadGroupCpu> by_name;
   for (const ThreadCpu& thread : threads) {
@@ -152,13 +167,7 @@ std::vector<ThreadGroupCpu> GroupThreadCpu(std::span<const ThreadCpu> threads) {
     ++group.threads;
     group.cpu_pct += thread.cpu_percent;
   }
-  std::vector<ThreadGroupCpu> groups;
-  groups.reserve(by_name.size());
-  for (auto& [name, group] : by_name) groups.push_back(std::move(group));
-  std::stable_sort(groups.begin(), groups.end(), [](const ThreadGroupCpu& a, const ThreadGroupCpu& b) {
-    return a.cpu_pct > b.cpu_pct;
-  });
-  return groups;
+  return BusiestFirst(std::move(by_name));
 }
 
 std::vector<ThreadGroupCpu> MeanThreadCpu(std::span<const std::vector<ThreadGroupCpu>> windows) {
@@ -171,13 +180,7 @@ std::vector<ThreadGroupCpu> MeanThreadCpu(std::span<const std::vector<ThreadGrou
       mean.cpu_pct += group.cpu_pct / static_cast<double>(windows.size());
     }
   }
-  std::vector<ThreadGroupCpu> groups;
-  groups.reserve(by_name.size());
-  for (auto& [name, group] : by_name) groups.push_back(std::move(group));
-  std::stable_sort(groups.begin(), groups.end(), [](const ThreadGroupCpu& a, const ThreadGroupCpu& b) {
-    return a.cpu_pct > b.cpu_pct;
-  });
-  return groups;
+  return BusiestFirst(std::move(by_name));
 }
 
 std::string DescribeThreadGroup(const ThreadGroupCpu& group) {

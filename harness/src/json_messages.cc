@@ -66,6 +66,16 @@ std::string SyntaxErrorMessage(const std::string& file, std::string_view text, s
          ": invalid JSON: " + what;
 }
 
+Result<nlohmann::json> ParseJsonFile(std::string_view text, const std::string& file) {
+  try {
+    return nlohmann::json::parse(text, nullptr, /*allow_exceptions=*/true, /*ignore_comments=*/true);
+  } catch (const nlohmann::json::parse_error& e) {
+    return Fail(ErrorCode::kParse, SyntaxErrorMessage(file, text, e.byte, e.what()));
+  } catch (const nlohmann::json::exception& e) {
+    return Fail(ErrorCode::kParse, file + ": invalid JSON: " + e.what());
+  }
+}
+
 JsonProblems::JsonProblems(std::string file,
                            std::vector<std::pair<std::string, std::string>> overrides)
     : file_(std::move(file)), overrides_(std::move(overrides)) {}

@@ -1223,14 +1223,9 @@ Result<Scenario> LoadScenario(const std::filesystem::path& path, const LoadOptio
 Result<Scenario> LoadScenarioFromText(std::string_view text, const std::filesystem::path& path,
                                       const LoadOptions& options) {
   const std::string file = path.string();
-  json document;
-  try {
-    document = json::parse(text, nullptr, /*allow_exceptions=*/true, /*ignore_comments=*/true);
-  } catch (const json::parse_error& e) {
-    return Fail(ErrorCode::kParse, SyntaxErrorMessage(file, text, e.byte, e.what()));
-  } catch (const json::exception& e) {
-    return Fail(ErrorCode::kParse, file + ": invalid JSON: " + e.what());
-  }
+  auto parsed = ParseJsonFile(text, file);
+  if (!parsed) return std::unexpected(parsed.error());
+  json document = std::move(*parsed);
   if (!document.is_object()) {
     return Fail(ErrorCode::kInvalidArgument,
                 file + ": /: expected a scenario object {\"schema\": \"" +

@@ -78,14 +78,9 @@ const Suppression* Suppressions::Match(std::string_view kind,
 
 Result<Suppressions> ParseSuppressions(std::string_view text, const std::filesystem::path& path) {
   const std::string file = path.string();
-  json document;
-  try {
-    document = json::parse(text, nullptr, /*allow_exceptions=*/true, /*ignore_comments=*/true);
-  } catch (const json::parse_error& e) {
-    return Fail(ErrorCode::kParse, SyntaxErrorMessage(file, text, e.byte, e.what()));
-  } catch (const json::exception& e) {
-    return Fail(ErrorCode::kParse, file + ": invalid JSON: " + e.what());
-  }
+  auto parsed = ParseJsonFile(text, file);
+  if (!parsed) return std::unexpected(parsed.error());
+  json document = std::move(*parsed);
   const std::string shape = "{\"schema\": \"" + std::string(kSchema) +
                             "\", \"suppressions\": [{\"kind\": ..., \"site\": ..., \"reason\": "
                             "...}]}";

@@ -235,7 +235,9 @@ TEST_F(RunnerTest, SteadyRssLeakFailsOnRss) {
   bool rss_failed = false;
   for (const CheckResult& c : r.analysis->checks) {
     if (c.metric == "rss_bytes" && c.verdict == Verdict::kFail) rss_failed = true;
-    if (c.metric == "fds" || c.metric == "threads") EXPECT_EQ(c.verdict, Verdict::kPass) << c.name;
+    if (c.metric == "fds" || c.metric == "threads") {
+      EXPECT_EQ(c.verdict, Verdict::kPass) << c.name;
+    }
   }
   EXPECT_TRUE(rss_failed);
 }
@@ -394,7 +396,9 @@ TEST_F(RunnerTest, StartUpWorkAfterReadinessStaysOutOfTheBaseline) {
   EXPECT_GE(r.baseline_settle_s, 1.0);
   EXPECT_EQ(r.timeline.front().phase, "baseline");
   for (const CheckResult& c : r.analysis->checks) {
-    if (c.name == "idle_cpu_returns") EXPECT_EQ(c.verdict, Verdict::kFail) << c.detail;
+    if (c.name == "idle_cpu_returns") {
+      EXPECT_EQ(c.verdict, Verdict::kFail) << c.detail;
+    }
   }
 }
 

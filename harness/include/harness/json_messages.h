@@ -13,6 +13,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "harness/error.h"
+
 namespace leakgate::harness {
 
 // RFC 6901 escaping of one reference token ("a/b" -> "a~1b").
@@ -28,6 +30,10 @@ std::string Describe(const nlohmann::json& value);
 // `what` may be nlohmann's exception text, whose prefix is dropped.
 std::string SyntaxErrorMessage(const std::string& file, std::string_view text, size_t byte,
                                std::string what);
+
+// Parses a user's JSON file (comments allowed). kParse with SyntaxErrorMessage's "FILE:LINE:COLUMN"
+// for a syntax error, or "FILE: invalid JSON: ..." for another parser failure.
+Result<nlohmann::json> ParseJsonFile(std::string_view text, const std::string& file);
 
 // Collects every problem of one file, each "FILE: /json/path: what", and reports them together in
 // the order of their paths. A problem under a path that an override (--set) assigned is marked

@@ -1,9 +1,10 @@
 # Helpers in the manner of abseil's absl_cc_library: one call per target, sources listed, not globbed.
 #
-# leakgate_cc_library(NAME name HDRS ... SRCS ... DEPS ... [PRIVATE_DEPS ...])
+# leakgate_cc_library(NAME name HDRS ... SRCS ... DEPS ... [PRIVATE_DEPS ...] [HDRS_BASE dir])
 #   Builds static library leakgate_<name> with alias leakgate::<name> (also its exported name);
-#   HDRS, its public headers, live in include/<name>/ and form its HEADERS file set, which is what
-#   an install copies. DEPS are linked publicly, PRIVATE_DEPS only into the library (a static
+#   HDRS, its public headers, live in include/<name>/ (or below HDRS_BASE, which is then the root
+#   of every #include of the library, private headers too) and form its HEADERS file set, which is
+#   what an install copies. DEPS are linked publicly, PRIVATE_DEPS only into the library (a static
 #   library still passes them on to the final link).
 # leakgate_cc_binary(NAME name SRCS ... DEPS ...)
 #   Builds a program into ${PROJECT_BINARY_DIR}/bin.
@@ -15,11 +16,14 @@
 set(LEAKGATE_WARNINGS -Wall -Wextra -Wpedantic -Wno-missing-field-initializers)
 
 function(leakgate_cc_library)
-  cmake_parse_arguments(ARG "" "NAME" "HDRS;SRCS;DEPS;PRIVATE_DEPS" ${ARGN})
+  cmake_parse_arguments(ARG "" "NAME;HDRS_BASE" "HDRS;SRCS;DEPS;PRIVATE_DEPS" ${ARGN})
+  if(NOT ARG_HDRS_BASE)
+    set(ARG_HDRS_BASE ${CMAKE_CURRENT_SOURCE_DIR}/include)
+  endif()
   add_library(leakgate_${ARG_NAME} STATIC ${ARG_SRCS})
   add_library(leakgate::${ARG_NAME} ALIAS leakgate_${ARG_NAME})
   target_sources(leakgate_${ARG_NAME} PUBLIC
-    FILE_SET HEADERS BASE_DIRS ${CMAKE_CURRENT_SOURCE_DIR}/include FILES ${ARG_HDRS})
+    FILE_SET HEADERS BASE_DIRS ${ARG_HDRS_BASE} FILES ${ARG_HDRS})
   target_link_libraries(leakgate_${ARG_NAME} PUBLIC ${ARG_DEPS} PRIVATE ${ARG_PRIVATE_DEPS})
   target_compile_options(leakgate_${ARG_NAME} PRIVATE ${LEAKGATE_WARNINGS})
   set_target_properties(leakgate_${ARG_NAME} PROPERTIES

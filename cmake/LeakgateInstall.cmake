@@ -4,7 +4,8 @@
 #   bin/leakgate                          the program (imported target leakgate::leakgate)
 #   lib/libleakgate_agent.so              the allocation agent (leakgate::agent); always in lib/,
 #                                         where the program looks for it: ../lib beside itself
-#   <libdir>/libleakgate_harness.a        leakgate::harness, headers in include/harness/
+#   <libdir>/libleakgate_base.a           leakgate::base, headers in include/base/
+#   <libdir>/libleakgate_harness.a        leakgate::harness, headers in include/harness/<stage>/
 #   <libdir>/libleakgate_reports.a        leakgate::reports, headers in include/reports/
 #   include/leakgate/agent.h              the agent's API
 #   <libdir>/cmake/leakgate/              leakgateConfig.cmake, leakgateConfigVersion.cmake,
@@ -22,7 +23,7 @@ include(CMakePackageConfigHelpers)
 set(LEAKGATE_INSTALL_CMAKEDIR "${CMAKE_INSTALL_LIBDIR}/cmake/leakgate"
     CACHE STRING "Where the package's CMake files are installed, relative to the prefix")
 
-install(TARGETS leakgate leakgate_harness leakgate_reports leakgate_agent
+install(TARGETS leakgate leakgate_base leakgate_harness leakgate_reports leakgate_agent
   EXPORT leakgateTargets
   RUNTIME DESTINATION bin
   LIBRARY DESTINATION lib

@@ -11,13 +11,12 @@
 #include <vector>
 
 #include "compare_internal.h"
-#include "harness/analysis.h"
+#include "base/stats.h"
 #include "markdown_format.h"
 #include "result_format.h"
 
 namespace leakgate::reports {
 
-using harness::Fail;
 using nlohmann::json;
 
 namespace compare_internal {
@@ -200,7 +199,7 @@ SideGrowth GrowthOf(const json& result, std::string_view metric) {
   SideGrowth growth;
   // Only judged runs make a growth figure: a reference alone says nothing about a trend.
   if (!last) return growth;
-  if (auto slope = harness::TheilSenSlope(x, y)) growth.per_run = slope->slope;
+  if (auto slope = TheilSenSlope(x, y)) growth.per_run = slope->slope;
   // Idle CPU is judged against the baseline (idle_cpu_returns), everything else against the
   // reference.
   if (metric == "cpu_pct") reference = BaselineValue(result, metric);

@@ -23,7 +23,6 @@ namespace {
 using compare_internal::InUnit;
 using compare_internal::Signed;
 using compare_internal::ThresholdText;
-using harness::Fail;
 using html::ChartSeries;
 using html::ChartSpec;
 using html::PhaseBand;

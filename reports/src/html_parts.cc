@@ -9,7 +9,7 @@
 #include <optional>
 #include <sstream>
 
-#include "harness/scenario.h"
+#include "base/units.h"
 
 namespace leakgate::reports {
 
@@ -36,12 +36,6 @@ namespace {
 constexpr double kKiB = 1024.0;
 constexpr double kMiB = 1024.0 * 1024.0;
 constexpr double kGiB = 1024.0 * 1024.0 * 1024.0;
-
-std::string Fixed(double value, int digits) {
-  char buffer[64];
-  std::snprintf(buffer, sizeof buffer, "%.*f", digits, value);
-  return buffer;
-}
 
 // A coordinate in the viewBox: one decimal is finer than a pixel at any zoom a person uses.
 std::string Coord(double value) {
@@ -140,7 +134,7 @@ std::string FormatValue(double value, ValueUnit unit) {
       return Fixed(value, magnitude >= 100 ? 0 : magnitude >= 10 ? 1 : 2) + " %";
     }
     case ValueUnit::kBytes:
-      return harness::FormatSize(static_cast<int64_t>(std::llround(value)));
+      return FormatSize(static_cast<int64_t>(std::llround(value)));
     case ValueUnit::kCount:
       return std::fabs(value - std::round(value)) < 1e-9 ? std::to_string(std::llround(value))
                                                          : Fixed(value, 2);

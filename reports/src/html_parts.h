@@ -41,7 +41,7 @@ enum class ValueUnit {
 };
 
 // A value in `unit` as a person reads it in a tooltip or a cell: "12.5 %", "47.6 MiB", "26"
-// (bytes through harness::FormatSize, so the pages agree with the Markdown report).
+// (bytes through FormatSize, so the pages agree with the Markdown report).
 std::string FormatValue(double value, ValueUnit unit);
 
 // Seconds as "12.3 s" (one decimal; "0.35 s" below one second).

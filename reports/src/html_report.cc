@@ -10,7 +10,7 @@
 #include <string>
 #include <vector>
 
-#include "harness/scenario.h"
+#include "base/units.h"
 #include "html_parts.h"
 #include "timeline.h"
 #include "result_format.h"
@@ -18,7 +18,6 @@
 namespace leakgate::reports {
 namespace {
 
-using harness::Fail;
 using nlohmann::json;
 
 using html::ChartSeries;
@@ -86,7 +85,7 @@ std::optional<double> Threshold(const json& r, std::string_view check_name, cons
   if (it == thresholds.end()) return std::nullopt;
   if (it->is_number()) return it->get<double>();
   if (it->is_string()) {
-    if (auto bytes = harness::ParseSize(it->get<std::string>())) return static_cast<double>(*bytes);
+    if (auto bytes = ParseSize(it->get<std::string>())) return static_cast<double>(*bytes);
   }
   return std::nullopt;
 }

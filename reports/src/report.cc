@@ -10,17 +10,14 @@
 #include <string>
 #include <vector>
 
-#include "harness/result_writer.h"
-#include "harness/scenario.h"
+#include "base/result_names.h"
+#include "base/units.h"
 #include "markdown_format.h"
 #include "result_format.h"
 
 namespace leakgate::reports {
 namespace {
 
-using harness::Fail;
-using harness::FormatSize;
-using harness::kResultSchema;
 
 using nlohmann::json;
 

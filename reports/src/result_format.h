@@ -14,20 +14,14 @@
 
 #include <nlohmann/json.hpp>
 
-#include "harness/scenario.h"
+#include "base/units.h"
 
 namespace leakgate::reports {
 
-// `value` with exactly `digits` decimals.
-inline std::string Fixed(double value, int digits) {
-  char buffer[64];
-  std::snprintf(buffer, sizeof buffer, "%.*f", digits, value);
-  return buffer;
-}
 
-// Bytes as harness::FormatSize writes them ("4.7 MiB").
+// Bytes as FormatSize writes them ("4.7 MiB").
 inline std::string Size(double bytes) {
-  return harness::FormatSize(static_cast<int64_t>(std::llround(bytes)));
+  return FormatSize(static_cast<int64_t>(std::llround(bytes)));
 }
 
 // A byte difference with its sign ("+4.7 MiB", "-12 KiB").

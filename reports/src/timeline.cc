@@ -7,7 +7,6 @@
 namespace leakgate::reports {
 namespace {
 
-using harness::Fail;
 using nlohmann::json;
 
 std::string TypeText(const json& value) {

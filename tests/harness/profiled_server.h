@@ -27,9 +27,10 @@
 #include <thread>
 #include <vector>
 
-#include "harness/clock.h"
-#include "harness/heap_profile.h"
-#include "harness/heap_profile_source.h"
+#include "base/clock.h"
+#include "harness/profile/heap_profile.h"
+#include "harness/profile/heap_profile_source.h"
+#include "harness/profile/preload.h"
 
 extern char** environ;
 

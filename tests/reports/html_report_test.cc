@@ -16,7 +16,7 @@
 #include <string>
 #include <vector>
 
-#include "harness/scenario.h"
+#include "base/units.h"
 #include "html_parts.h"
 
 namespace leakgate::reports {
@@ -177,7 +177,7 @@ const json& Check(const json& result, const std::string& name) {
   return kNone;
 }
 
-std::string Size(double bytes) { return harness::FormatSize(std::llround(bytes)); }
+std::string Size(double bytes) { return FormatSize(std::llround(bytes)); }
 
 // ---- the report ----
 
@@ -265,7 +265,7 @@ TEST(HtmlReportTest, ThresholdsAreDrawnAndLabelledWithTheirValues) {
                   "RSS budget: RSS after the warm-up (" + Size(ReferenceValue(result, "rss_bytes")) +
                       ") + 2 MiB."));
   // The scenario writes the peak limit as a size string; the check holds it in bytes.
-  EXPECT_EQ(harness::ParseSize(result["scenario"]["thresholds"]["peak_rss"].get<std::string>()).value(),
+  EXPECT_EQ(ParseSize(result["scenario"]["thresholds"]["peak_rss"].get<std::string>()).value(),
             Check(result, "peak_rss")["threshold"].get<double>());
   EXPECT_TRUE(Has(rss, "peak RSS limit " + Size(Check(result, "peak_rss")["threshold"])));
 

@@ -11,13 +11,9 @@
 
 #include <nlohmann/json.hpp>
 
-#include "harness/error.h"
+#include "base/error.h"
 
 namespace leakgate::reports {
-
-using harness::Error;
-using harness::ErrorCode;
-using harness::Result;
 
 // Reads and parses a result file. kNotFound when it does not exist, kIo when it cannot be read,
 // kParse (with the parser's position) when it is not JSON. The schema is checked by the renderers.

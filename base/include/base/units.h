@@ -1,0 +1,36 @@
+// Units and numbers as leakgate writes and reads them, the same in every message and report: sizes
+// with binary units ("256 KiB"), fixed decimals, seconds, and excerpts of text quoted in an error.
+// Pure functions; thread-safe.
+#ifndef LEAKGATE_BASE_UNITS_H_
+#define LEAKGATE_BASE_UNITS_H_
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+#include "base/error.h"
+
+namespace leakgate {
+
+// "256KiB", "2 MiB", "1.5GiB", "4096B" or "4096" -> bytes. Units are B, KiB, MiB and GiB (powers of
+// 1024); a fraction is allowed with a unit and rounded to a whole byte. Negative sizes are errors
+// (kInvalidArgument, saying what a size looks like).
+Result<int64_t> ParseSize(std::string_view text);
+
+// Bytes as a person reads them: "256 KiB", "1.5 MiB", "512 B" (at most one decimal).
+std::string FormatSize(int64_t bytes);
+
+// `value` with exactly `digits` decimals: Fixed(0.456, 2) == "0.46".
+std::string Fixed(double value, int digits);
+
+// Seconds with two decimals and the unit: "0.50 s", "12.25 s".
+std::string FormatSeconds(double seconds);
+
+// `text` as quoted in a message: itself when at most `max_chars` long, else its first
+// `max_chars - 3` characters and "...".
+std::string Excerpt(std::string_view text, size_t max_chars = 120);
+
+}  // namespace leakgate
+
+#endif  // LEAKGATE_BASE_UNITS_H_

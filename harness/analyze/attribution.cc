@@ -1,0 +1,220 @@
+#include "harness/analyze/attribution.h"
+
+
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <charconv>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <map>
+#include <set>
+
+#include "harness/analyze/analysis.h"
+#include "harness/sample/process_sampler.h"
+
+namespace leakgate::harness {
+namespace {
+
+std::vector<std::string_view> Words(std::string_view text) {
+  std::vector<std::string_view> words;
+  size_t pos = 0;
+  while (pos < text.size()) {
+    const size_t start = text.find_first_not_of(' ', pos);
+    if (start == std::string_view::npos) break;
+    size_t end = text.find(' ', start);
+    if (end == std::string_view::npos) end = text.size();
+    words.push_back(text.substr(start, end - start));
+    pos = end;
+  }
+  return words;
+}
+
+bool InetProtocol(std::string_view word) {
+  return word == "tcp" || word == "tcp6" || word == "udp" || word == "udp6";
+}
+
+// "127.0.0.1:8080" -> ("127.0.0.1", "8080"); "[::1]:8080" -> ("[::1]", "8080").
+std::pair<std::string_view, std::string_view> SplitEnd(std::string_view end) {
+  const size_t colon = end.rfind(':');
+  if (colon == std::string_view::npos) return {end, {}};
+  return {end.substr(0, colon), end.substr(colon + 1)};
+}
+
+bool Wildcard(std::string_view address) { return address == "0.0.0.0" || address == "[::]"; }
+
+// "6.4"
+std::string Percent(double value) {
+  char buffer[32];
+  std::snprintf(buffer, sizeof buffer, value >= 10 || value == 0 ? "%.0f" : "%.1f", value);
+  std::string text = buffer;
+  if (text.size() > 2 && text.ends_with(".0")) text.resize(text.size() - 2);
+  return text;
+}
+
+}  // namespace
+
+SocketSites::SocketSites(std::span<const std::string> descriptions) {
+  for (const std::string& description : descriptions) {
+    const std::vector<std::string_view> words = Words(description);
+    if (words.size() == 3 && InetProtocol(words[0]) && words[2] == "LISTEN") {
+      const auto [address, port] = SplitEnd(words[1]);
+      listeners_.push_back({std::string(words[0]), std::string(address), std::string(port)});
+    }
+  }
+}
+
+SocketSites::SocketSites(const SocketTable& table)
+    : SocketSites([&] {
+        std::vector<std::string> descriptions;
+        descriptions.reserve(table.size());
+        for (const auto& [inode, description] : table) descriptions.push_back(description);
+        return descriptions;
+      }()) {}
+
+bool SocketSites::Accepted(std::string_view protocol, std::string_view local_end) const {
+  const auto [address, port] = SplitEnd(local_end);
+  return std::any_of(listeners_.begin(), listeners_.end(), [&](const Listener& l) {
+    return l.protocol == protocol && l.port == port && (l.address == address || Wildcard(l.address));
+  });
+}
+
+std::string SocketSites::SiteOf(std::string_view description) const {
+  const std::vector<std::string_view> words = Words(description);
+  if (words.empty()) return "socket";
+  const std::string protocol(words[0]);
+  if (InetProtocol(words[0])) {
+    if (words.size() == 5 && words[2] == "->") {
+      if (Accepted(words[0], words[1])) return protocol + " accepted on " + std::string(words[1]);
+      return protocol + " -> " + std::string(words[3]);
+    }
+    if (words.size() == 3) {
+      if (words[2] == "LISTEN") return protocol + " listening on " + std::string(words[1]);
+      if (words[0].starts_with("udp")) return protocol + " on " + std::string(words[1]);
+      return protocol + " unconnected";
+    }
+  } else if (words[0] == "unix" && words.size() >= 3) {
+    // "unix TYPE STATE [PATH]": the path may hold spaces, so it is the rest after the state.
+    std::string site = "unix " + std::string(words[1]);
+    const size_t state_end = words[2].data() + words[2].size() - description.data();
+    const size_t path = description.find_first_not_of(' ', state_end);
+    if (path != std::string_view::npos) site += " " + std::string(description.substr(path));
+    return site;
+  }
+  return std::string(description);
+}
+
+std::vector<ResolvedFd> ResolveFds(std::span<const std::string> fd_targets,
+                                   const SocketTable& sockets) {
+  const SocketSites sites(sockets);
+  std::vector<ResolvedFd> resolved;
+  resolved.reserve(fd_targets.size());
+  for (const std::string& target : fd_targets) {
+    ResolvedFd fd;
+    if (target.starts_with("socket:[") && target.ends_with("]")) {
+      fd.socket = true;
+      const std::string_view digits = std::string_view(target).substr(8, target.size() - 9);
+      uint64_t inode = 0;
+      const auto [end, ec] = std::from_chars(digits.data(), digits.data() + digits.size(), inode);
+      const auto it = ec == std::errc() && end == digits.data() + digits.size()
+                          ? sockets.find(inode)
+                          : sockets.end();
+      if (it != sockets.end()) {
+        fd.description = it->second;
+        fd.site = sites.SiteOf(it->second);
+      } else {
+        fd.description = target;
+        fd.site = "socket";
+      }
+    } else {
+      fd.description = target.empty() ? "(unreadable)" : target;
+      fd.site = FdSite(target);
+    }
+    resolved.push_back(std::move(fd));
+  }
+  return resolved;
+}
+
+namespace {
+
+// The groups, busiest first (ties in name order).
+std::vector<ThreadGroupCpu> BusiestFirst(std::map<std::string, ThreadGroupCpu>&& by_name) {
+  std::vector<ThreadGroupCpu> groups;
+  groups.reserve(by_name.size());
+  for (auto& [name, group] : by_name) groups.push_back(std::move(group));
+  std::stable_sort(groups.begin(), groups.end(), [](const ThreadGroupCpu& a, const ThreadGroupCpu& b) {
+    return a.cpu_pct > b.cpu_pct;
+  });
+  return groups;
+}
+
+}  // namespace
+
+std::vector<ThreadGroupCpu> GroupThreadCpu(std::span<const ThreadCpu> threads) {
+  std::map<std::string, ThreadGroupCpu> by_name;
+  for (const ThreadCpu& thread : threads) {
+    ThreadGroupCpu& group = by_name[thread.name];
+    group.name = thread.name;
+    ++group.threads;
+    group.cpu_pct += thread.cpu_percent;
+  }
+  return BusiestFirst(std::move(by_name));
+}
+
+std::vector<ThreadGroupCpu> MeanThreadCpu(std::span<const std::vector<ThreadGroupCpu>> windows) {
+  std::map<std::string, ThreadGroupCpu> by_name;
+  for (const std::vector<ThreadGroupCpu>& window : windows) {
+    for (const ThreadGroupCpu& group : window) {
+      ThreadGroupCpu& mean = by_name[group.name];
+      mean.name = group.name;
+      mean.threads = group.threads;
+      mean.cpu_pct += group.cpu_pct / static_cast<double>(windows.size());
+    }
+  }
+  return BusiestFirst(std::move(by_name));
+}
+
+std::string DescribeThreadGroup(const ThreadGroupCpu& group) {
+  return group.name + " \u00d7" + std::to_string(group.threads) + ": " + Percent(group.cpu_pct) +
+         " %";
+}
+
+std::vector<std::pair<ThreadGroupCpu, double>> CpuExcessByName(
+    std::span<const ThreadGroupCpu> baseline, std::span<const ThreadGroupCpu> after) {
+  std::map<std::string, double> before;
+  for (const ThreadGroupCpu& group : baseline) before[group.name] += group.cpu_pct;
+  std::vector<std::pair<ThreadGroupCpu, double>> rises;
+  for (const ThreadGroupCpu& group : after) {
+    const auto it = before.find(group.name);
+    const double rise = group.cpu_pct - (it == before.end() ? 0.0 : it->second);
+    if (rise > 0) rises.emplace_back(group, rise);
+  }
+  std::stable_sort(rises.begin(), rises.end(),
+                   [](const auto& a, const auto& b) { return a.second > b.second; });
+  return rises;
+}
+
+std::string ExplainCpuExcess(std::span<const ThreadGroupCpu> baseline,
+                             std::span<const ThreadGroupCpu> after, size_t max_names) {
+  std::map<std::string, double> before;
+  for (const ThreadGroupCpu& group : baseline) before[group.name] += group.cpu_pct;
+  std::string text;
+  size_t listed = 0;
+  for (const auto& [group, rise] : CpuExcessByName(baseline, after)) {
+    if (listed == max_names) break;
+    ++listed;
+    text += (text.empty() ? "" : ", ") + DescribeThreadGroup(group) + " (baseline " +
+            Percent(before.contains(group.name) ? before[group.name] : 0.0) + " %)";
+  }
+  return text;
+}
+
+}  // namespace leakgate::harness

@@ -1,0 +1,110 @@
+// Attribution of what a target holds and where its idle CPU goes: each open fd resolved to what it
+// points at and grouped under a site a person recognises, and the CPU of the target's threads
+// grouped by thread name.
+//
+// Socket sites group the sockets that name the same peer or service:
+//  * a connection by protocol and remote end, "tcp -> 127.0.0.1:8080" (the local ephemeral port
+//    changes with every connection; the remote end names the peer);
+//  * a connection accepted by a listener of the same network namespace by that listener's end,
+//    "tcp accepted on 127.0.0.1:8080" (the server side of a connection);
+//  * a listener by its local end, "tcp listening on 0.0.0.0:8080";
+//  * an unconnected datagram socket by its local end, "udp on 0.0.0.0:5353", and a TCP socket that
+//    is neither connected nor listening as "tcp unconnected";
+//  * a unix socket by its type and bound path, "unix stream /run/x.sock" ("unix stream" unnamed);
+//  * a socket missing from the tables (another namespace, netlink, closed meanwhile) as "socket".
+// Descriptions are those of ProcessSampler::DescribeSockets ("tcp 127.0.0.1:41234 ->
+// 127.0.0.1:8080 ESTABLISHED", "tcp 0.0.0.0:8080 LISTEN", "unix stream connected /run/x.sock").
+//
+// Everything here is a pure function of its arguments, returns values owned by the caller and is
+// thread-safe.
+#ifndef LEAKGATE_HARNESS_ANALYZE_ATTRIBUTION_H_
+#define LEAKGATE_HARNESS_ANALYZE_ATTRIBUTION_H_
+
+#include <cstdint>
+#include <map>
+#include <span>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "base/error.h"
+
+namespace leakgate::harness {
+
+struct ThreadCpu;  // process_sampler.h
+
+// One open fd resolved to what it points at.
+struct ResolvedFd {
+  std::string site;         // its group: "tcp -> 127.0.0.1:8080", "pipe", "/tmp/x.db-wal"
+  std::string description;  // the item itself: "tcp 127.0.0.1:41234 -> 127.0.0.1:8080
+                            // ESTABLISHED", "socket:[123]" when unresolved, the path of a file
+  bool socket = false;      // its link target is "socket:[INODE]"
+
+  friend bool operator==(const ResolvedFd&, const ResolvedFd&) = default;
+};
+
+// The CPU of the threads sharing one name over a measuring window.
+struct ThreadGroupCpu {
+  std::string name;
+  int threads = 0;       // threads with this name at the end of the window
+  double cpu_pct = 0;    // their CPU together, % of one core
+
+  friend bool operator==(const ThreadGroupCpu&, const ThreadGroupCpu&) = default;
+};
+
+// Socket descriptions by inode, as ProcessSampler::DescribeSockets returns them.
+using SocketTable = std::map<uint64_t, std::string>;
+
+// The sites of the sockets of one network namespace: knows its listeners, so that the server end
+// of a connection is told from a client end.
+class SocketSites {
+ public:
+  // `descriptions`: every socket of the namespace (listeners included), in any order.
+  explicit SocketSites(std::span<const std::string> descriptions);
+  explicit SocketSites(const SocketTable& table);
+
+  // The site of one socket's description (see the header comment); a description that is not one
+  // of the known forms is its own site.
+  std::string SiteOf(std::string_view description) const;
+
+ private:
+  struct Listener {
+    std::string protocol;
+    std::string address;  // "0.0.0.0", "[::]", "127.0.0.1"
+    std::string port;
+  };
+  bool Accepted(std::string_view protocol, std::string_view local_end) const;
+
+  std::vector<Listener> listeners_;
+};
+
+// Each fd link target ("socket:[123]", "pipe:[9]", "/tmp/x.db", "anon_inode:[eventfd]", "" when
+// unreadable) resolved through the namespace's socket table; in the order given.
+std::vector<ResolvedFd> ResolveFds(std::span<const std::string> fd_targets, const SocketTable& sockets);
+
+// The CPU of `threads` (one entry per thread, as ThreadCpuPercent returns them) summed by name;
+// groups using CPU first, busiest first, then by name.
+std::vector<ThreadGroupCpu> GroupThreadCpu(std::span<const ThreadCpu> threads);
+
+// The mean CPU of each thread name over several windows (a name missing from a window counted as
+// 0 there), with its thread count from the last window that has it; ordered like GroupThreadCpu.
+// A single window's CPU moves in whole clock ticks (1 % of a core over a second), so naming what
+// keeps the CPU up is steadier over every window that was above the baseline than over one.
+std::vector<ThreadGroupCpu> MeanThreadCpu(std::span<const std::vector<ThreadGroupCpu>> windows);
+
+// "exch-heartbeat ×3: 6.4 %"
+std::string DescribeThreadGroup(const ThreadGroupCpu& group);
+
+// The thread names whose CPU rose from `baseline` to `after`, largest rise first (at most
+// `max_names`), each "exch-heartbeat ×3: 6.4 % (baseline 0 %)"; joined by ", "; "" when none rose.
+std::string ExplainCpuExcess(std::span<const ThreadGroupCpu> baseline,
+                             std::span<const ThreadGroupCpu> after, size_t max_names = 3);
+
+// Names with their CPU rise, as ExplainCpuExcess chooses them: (group after, rise in points).
+std::vector<std::pair<ThreadGroupCpu, double>> CpuExcessByName(
+    std::span<const ThreadGroupCpu> baseline, std::span<const ThreadGroupCpu> after);
+
+}  // namespace leakgate::harness
+
+#endif  // LEAKGATE_HARNESS_ANALYZE_ATTRIBUTION_H_

@@ -3,7 +3,7 @@
 //                [--suppressions FILE] [--quiet]
 //   leakgate sites REFERENCE.heap LATER.heap... [--suppressions FILE] [--all]
 //     (what grew between heap profiles, by allocation site)
-//   leakgate report RESULT.json --format md|html|junit [--lang en|zh] [--out FILE]
+//   leakgate report RESULT.json --format md|html|junit|console [--lang en|zh] [--out FILE]
 //     (the Markdown verification table, the HTML report with charts or JUnit XML of a result, on
 //     stdout or into FILE)
 //   leakgate compare BEFORE.json AFTER.json [--lang en|zh] [--out DIR]
@@ -24,11 +24,11 @@
 #include <vector>
 
 #include "base/clock.h"
-#include "harness/gate/console_table.h"
 #include "harness/profile/heap_profile.h"
 #include "harness/profile/heap_sites.h"
 #include "harness/sample/proc_reader.h"
 #include "reports/compare.h"
+#include "reports/console.h"
 #include "reports/html_report.h"
 #include "reports/report.h"
 #include "harness/gate/result_writer.h"
@@ -46,6 +46,7 @@ using reports::CompareResults;
 using reports::ReadResultFile;
 using reports::RenderComparisonHtml;
 using reports::RenderComparisonMarkdown;
+using reports::RenderConsoleReport;
 using reports::RenderHtmlReport;
 using reports::RenderJunitReport;
 using reports::RenderMarkdownReport;
@@ -158,7 +159,7 @@ int Run(const RunArguments& args) {
   }
   std::cout << "leakgate: " << scenario->name << " (" << result.runs.size() << " runs, "
             << static_cast<int>(result.wall_s + 0.5) << " s)\n"
-            << RenderConsoleReport(result) << "result: " << path << "\n";
+            << RenderConsoleReport(written_result) << "result: " << path << "\n";
   return result.exit_code;
 }
 
@@ -219,9 +220,10 @@ int Report(const ReportArguments& args) {
     std::cerr << "leakgate: " << result.error().message << "\n";
     return kExitUsage;
   }
-  auto text = args.format == "junit"  ? RenderJunitReport(*result)
-              : args.format == "html" ? RenderHtmlReport(*result)
-                                      : RenderMarkdownReport(*result, args.lang);
+  auto text = args.format == "junit"     ? RenderJunitReport(*result)
+              : args.format == "html"    ? RenderHtmlReport(*result)
+              : args.format == "console" ? Result<std::string>(RenderConsoleReport(*result))
+                                         : RenderMarkdownReport(*result, args.lang);
   if (!text) {
     std::cerr << "leakgate: " << args.result << ": " << text.error().message << "\n";
     return kExitUsage;
@@ -325,9 +327,10 @@ int Main(int argc, char** argv) {
       "report", "render a result file as a Markdown verification table, an HTML report or JUnit XML");
   report->add_option("result", report_args.result, "result file (result.json)")->required();
   report->add_option("--format", report_args.format,
-                     "md (Markdown), html (self-contained page with charts) or junit")
+                     "md (Markdown), html (self-contained page with charts), junit, or console "
+                     "(the table leakgate run prints)")
       ->required()
-      ->check(CLI::IsMember({"md", "html", "junit"}));
+      ->check(CLI::IsMember({"md", "html", "junit", "console"}));
   report->add_option("--lang", report_args.lang, "headings of the Markdown report: en or zh")
       ->check(CLI::IsMember({"en", "zh"}));
   report->add_option("--out", report_args.out, "write here (atomically) instead of stdout");

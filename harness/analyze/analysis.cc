@@ -1000,6 +1000,8 @@ Analysis Analyze(const AnalysisInput& input) {
                              : "pass: all " + std::to_string(analysis.checks.size()) +
                                    " checks passed" + over + ".";
       break;
+    case Verdict::kError:  // the analysis always decides; only a gate ends in an error
+      break;
   }
   return analysis;
 }

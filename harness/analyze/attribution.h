@@ -29,10 +29,11 @@
 #include <vector>
 
 #include "base/error.h"
+#include "base/thread_cpu.h"
 
 namespace leakgate::harness {
 
-struct ThreadCpu;  // process_sampler.h
+struct ThreadCpu;  // sample.h
 
 // One open fd resolved to what it points at.
 struct ResolvedFd {
@@ -42,15 +43,6 @@ struct ResolvedFd {
   bool socket = false;      // its link target is "socket:[INODE]"
 
   friend bool operator==(const ResolvedFd&, const ResolvedFd&) = default;
-};
-
-// The CPU of the threads sharing one name over a measuring window.
-struct ThreadGroupCpu {
-  std::string name;
-  int threads = 0;       // threads with this name at the end of the window
-  double cpu_pct = 0;    // their CPU together, % of one core
-
-  friend bool operator==(const ThreadGroupCpu&, const ThreadGroupCpu&) = default;
 };
 
 // Socket descriptions by inode, as ProcessSampler::DescribeSockets returns them.
@@ -87,23 +79,6 @@ std::vector<ResolvedFd> ResolveFds(std::span<const std::string> fd_targets, cons
 // groups using CPU first, busiest first, then by name.
 std::vector<ThreadGroupCpu> GroupThreadCpu(std::span<const ThreadCpu> threads);
 
-// The mean CPU of each thread name over several windows (a name missing from a window counted as
-// 0 there), with its thread count from the last window that has it; ordered like GroupThreadCpu.
-// A single window's CPU moves in whole clock ticks (1 % of a core over a second), so naming what
-// keeps the CPU up is steadier over every window that was above the baseline than over one.
-std::vector<ThreadGroupCpu> MeanThreadCpu(std::span<const std::vector<ThreadGroupCpu>> windows);
-
-// "exch-heartbeat ×3: 6.4 %"
-std::string DescribeThreadGroup(const ThreadGroupCpu& group);
-
-// The thread names whose CPU rose from `baseline` to `after`, largest rise first (at most
-// `max_names`), each "exch-heartbeat ×3: 6.4 % (baseline 0 %)"; joined by ", "; "" when none rose.
-std::string ExplainCpuExcess(std::span<const ThreadGroupCpu> baseline,
-                             std::span<const ThreadGroupCpu> after, size_t max_names = 3);
-
-// Names with their CPU rise, as ExplainCpuExcess chooses them: (group after, rise in points).
-std::vector<std::pair<ThreadGroupCpu, double>> CpuExcessByName(
-    std::span<const ThreadGroupCpu> baseline, std::span<const ThreadGroupCpu> after);
 
 }  // namespace leakgate::harness
 

@@ -16,7 +16,7 @@
 #include "harness/drive/target.h"
 #include "harness/profile/cpu_profile.h"
 #include "harness/profile/heap_attribution.h"
-#include "harness/sample/process_sampler.h"
+#include "harness/sample/sample.h"
 
 namespace leakgate::harness {
 

@@ -13,6 +13,7 @@
 #include "base/units.h"
 #include "harness/profile/heap_attribution.h"
 #include "harness/profile/symbolizer.h"
+#include "harness/sample/process_sampler.h"
 
 namespace leakgate::harness {
 namespace {

@@ -115,14 +115,6 @@ class ProcessSampler {
 // later than `earlier`, or when CPU time went backwards (a descendant left the tree).
 double CpuPercent(const Sample& earlier, const Sample& later);
 
-// One thread's CPU use between two samples.
-struct ThreadCpu {
-  int64_t tid = 0;
-  std::string name;        // in the later sample
-  double cpu_seconds = 0;  // used between the samples
-  double cpu_percent = 0;  // of one core
-};
-
 // Per thread of `later`, matched by tid with `earlier` (a thread born in between counts all its CPU
 // time), busiest first (then by tid): the answer to "which thread keeps burning CPU".
 std::vector<ThreadCpu> ThreadCpuPercent(const Sample& earlier, const Sample& later);

@@ -48,6 +48,14 @@ struct Sample {
   std::vector<std::string> unavailable;
 };
 
+// One thread's CPU use between two samples.
+struct ThreadCpu {
+  int64_t tid = 0;
+  std::string name;        // in the later sample
+  double cpu_seconds = 0;  // used between the samples
+  double cpu_percent = 0;  // of one core
+};
+
 }  // namespace leakgate::harness
 
 #endif  // LEAKGATE_HARNESS_SAMPLE_SAMPLE_H_

@@ -126,7 +126,9 @@ int Run(const RunArguments& args) {
     return kExitUsage;
   }
 
-  InstallTerminationHandlers();
+  // SIGINT, SIGTERM, SIGHUP: the targets are killed at once, the gate ends between two samples
+  // and its partial result and reports are written; then leakgate ends by that signal.
+  InstallTerminationHandlers(TerminationPolicy::kRecord);
   (void)BecomeChildSubreaper();  // best effort: lets leakgate reap what a dying target left behind
 
   ScenarioRunOptions options;
@@ -136,6 +138,9 @@ int Run(const RunArguments& args) {
   }
   const nlohmann::json environment = EnvironmentJson();
   GateResult result = RunScenario(*scenario, options, Clock::Real(), ProcReader::Real());
+  if (const int sig = TerminationSignal(); sig != 0 && result.interrupted.empty()) {
+    MarkInterrupted(result, sig, "after the gate");
+  }
 
   const nlohmann::json written_result = GateResultToJson(result, scenario->json, environment);
   const std::string path = (out / "result.json").string();
@@ -160,6 +165,11 @@ int Run(const RunArguments& args) {
   std::cout << "leakgate: " << scenario->name << " (" << result.runs.size() << " runs, "
             << static_cast<int>(result.wall_s + 0.5) << " s)\n"
             << RenderConsoleReport(written_result) << "result: " << path << "\n";
+  if (const int sig = TerminationSignal(); sig != 0) {
+    std::cout.flush();
+    RaiseTerminationSignal();  // ends the process as the signal would have (130 for SIGINT)
+    return 128 + sig;
+  }
   return result.exit_code;
 }
 

@@ -50,12 +50,6 @@ constexpr std::size_t kMaxPendingLine = 64 * 1024;
 
 std::string ErrnoText(int err) { return std::strerror(err); }
 
-std::string SignalName(int sig) {
-  const char* abbrev = sigabbrev_np(sig);
-  if (abbrev == nullptr) return "signal " + std::to_string(sig);
-  return std::string("SIG") + abbrev;
-}
-
 std::string SignalDescription(int sig) {
   const char* text = sigdescr_np(sig);
   std::string out = SignalName(sig);
@@ -993,12 +987,31 @@ std::vector<pid_t> ChildProcessRegistry::Snapshot() {
   return out;
 }
 
+std::string SignalName(int sig) {
+  const char* abbrev = sigabbrev_np(sig);
+  if (abbrev == nullptr) return "signal " + std::to_string(sig);
+  return std::string("SIG") + abbrev;
+}
+
 namespace {
 
 std::terminate_handler previous_terminate = nullptr;
+constinit std::atomic<bool> record_termination{false};
+constinit std::atomic<int> termination_signal{0};
+static_assert(std::atomic<int>::is_always_lock_free, "read and written by signal handlers");
 
 extern "C" void KillChildrenOnSignal(int sig) {
   int saved_errno = errno;
+  if (record_termination.load()) {
+    int none = 0;
+    // The first signal is recorded before the targets are killed, so a loop that then sees its
+    // target gone also sees why.
+    if (termination_signal.compare_exchange_strong(none, sig)) {
+      ChildProcessRegistry::KillAll(SIGKILL);
+      errno = saved_errno;
+      return;
+    }
+  }
   ChildProcessRegistry::KillAll(SIGKILL);
   struct sigaction dfl {};
   dfl.sa_handler = SIG_DFL;
@@ -1022,9 +1035,12 @@ void KillChildrenOnTerminate() {
 
 }  // namespace
 
-void InstallTerminationHandlers() {
+void InstallTerminationHandlers() { InstallTerminationHandlers(TerminationPolicy::kExit); }
+
+void InstallTerminationHandlers(TerminationPolicy policy) {
   static std::once_flag once;
-  std::call_once(once, [] {
+  std::call_once(once, [policy] {
+    record_termination = policy == TerminationPolicy::kRecord;
     for (int sig : {SIGINT, SIGTERM, SIGHUP}) {
       struct sigaction old {};
       if (::sigaction(sig, nullptr, &old) == 0 && old.sa_handler == SIG_IGN) continue;
@@ -1037,6 +1053,23 @@ void InstallTerminationHandlers() {
     std::atexit(KillChildrenAtExit);
     previous_terminate = std::set_terminate(KillChildrenOnTerminate);
   });
+}
+
+int TerminationSignal() { return termination_signal.load(); }
+
+void RaiseTerminationSignal() {
+  const int sig = termination_signal.load();
+  if (sig == 0) return;
+  ChildProcessRegistry::KillAll(SIGKILL);
+  struct sigaction dfl {};
+  dfl.sa_handler = SIG_DFL;
+  sigemptyset(&dfl.sa_mask);
+  ::sigaction(sig, &dfl, nullptr);
+  sigset_t unblock;
+  sigemptyset(&unblock);
+  sigaddset(&unblock, sig);
+  ::pthread_sigmask(SIG_UNBLOCK, &unblock, nullptr);
+  ::raise(sig);
 }
 
 Result<void> BecomeChildSubreaper() {

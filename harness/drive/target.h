@@ -181,6 +181,30 @@ class ChildProcessRegistry {
 // Idempotent and thread-safe.
 void InstallTerminationHandlers();
 
+// What the SIGINT, SIGTERM and SIGHUP handlers do after killing the registered groups.
+enum class TerminationPolicy {
+  kExit,    // raise the signal again with its default action (InstallTerminationHandlers())
+  kRecord,  // record the signal (TerminationSignal()) and return, so the caller can end its work
+            // and keep what it has; a second such signal ends the process at once (kExit)
+};
+
+// As InstallTerminationHandlers(), with `policy` for the three signals. The policy of the first
+// call stays. With kRecord the caller checks TerminationSignal() and, once done, calls
+// RaiseTerminationSignal().
+void InstallTerminationHandlers(TerminationPolicy policy);
+
+// The signal that asked leakgate to end under TerminationPolicy::kRecord; 0 when none came.
+// Async-signal-safe.
+int TerminationSignal();
+
+// Ends the process as the recorded termination signal would have (default action, so a shell sees
+// 128 + the signal). Returns only when no signal was recorded or the signal did not end the
+// process.
+void RaiseTerminationSignal();
+
+// "SIGINT" for SIGINT; "signal N" for a number without a name.
+std::string SignalName(int sig);
+
 // Makes leakgate a child subreaper (prctl PR_SET_CHILD_SUBREAPER): a process whose parent dies (the
 // grandchildren of a target that died) is reparented to leakgate instead of init, so it stays killable
 // through its group and is reaped by Stop(). Failure kFailedPrecondition with the errno text.

@@ -88,6 +88,7 @@ struct GateResult {
   Verdict verdict = Verdict::kPass;
   int exit_code = kExitPass;
   std::string error;    // why the gate ended in "error"
+  std::string interrupted;  // the signal that interrupted the gate ("SIGINT"); "" when none did
   bool baseline_taken = false;
   Snapshot baseline;
   std::vector<RunRecord> runs;

@@ -102,6 +102,7 @@ json GateResultToJson(const GateResult& r, const json& scenario, const json& env
   out["verdict"] = VerdictName(r.verdict);
   out["exit_code"] = r.exit_code;
   if (!r.error.empty()) out["error"] = r.error;
+  if (!r.interrupted.empty()) out["interrupted"] = r.interrupted;
   out["target"] = {{"description", r.target_description}};
   if (r.target_exit) {
     out["target"]["exit"] = {{"description", r.target_exit->description},

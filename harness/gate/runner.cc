@@ -37,7 +37,12 @@ class Gate {
     result_.target_description = target_.Describe();
     result_.workload_description = workload_.Describe();
     result_.heap_source = heap_ ? std::string(heap_->name()) : "none";
-    if (auto status = RunAll(); !status) {
+    auto status = RunAll();
+    if (const int sig = TerminationSignal(); sig != 0) {
+      // Whatever failed after the signal (the handler killed the target) is its consequence.
+      MarkInterrupted(result_, sig, PhaseText(phase_, phase_run_));
+      Say("error: " + result_.error);
+    } else if (!status) {
       result_.verdict = Verdict::kError;
       result_.exit_code = kExitTargetFailed;
       result_.error = status.error().message;
@@ -142,10 +147,7 @@ class Gate {
     worker.join();
     Result<WorkloadRunInfo> info = future.get();
     run.duration_s = clock_.NowSeconds() - run_start;
-    if (!sampling_status) {
-      return Fail(ErrorCode::kTargetFailed,
-                  DescribeTargetLoss(index, sampling_status.error().message));
-    }
+    if (!sampling_status) return sampling_status;
     if (!info) {
       if (auto alive = target_.CheckAlive("during run " + std::to_string(index)); !alive) {
         return std::unexpected(alive.error());
@@ -168,7 +170,7 @@ class Gate {
       if (elapsed >= config_.cooldown.max_s) break;
       clock_.SleepFor(std::min(period_, config_.cooldown.max_s - elapsed));
       auto s = TakeSample("cooldown", index);
-      if (!s) return Fail(ErrorCode::kTargetFailed, DescribeTargetLoss(index, s.error().message));
+      if (!s) return std::unexpected(s.error());
       max_rss = std::max(max_rss, s->rss_bytes);
       cooldown.push_back(*s);
       const std::optional<WindowCpu> last = LastWindow(cooldown, window, tolerance);
@@ -185,7 +187,7 @@ class Gate {
       // No cooldown configured: measure over one more sampling period.
       clock_.SleepFor(period_);
       auto s = TakeSample("cooldown", index);
-      if (!s) return Fail(ErrorCode::kTargetFailed, DescribeTargetLoss(index, s.error().message));
+      if (!s) return std::unexpected(s.error());
       cooldown.push_back(*s);
       window_start = cooldown.front();
     }
@@ -255,11 +257,20 @@ class Gate {
     return true;
   }
 
-  std::string DescribeTargetLoss(int index, const std::string& sampling_error) {
-    if (auto alive = target_.CheckAlive("during run " + std::to_string(index)); !alive) {
-      return alive.error().message;
+  // Why a sample of the target failed in `phase` of run `run`: how the target ended (its exit
+  // status or signal, the phase, the last lines of its stderr), or the sampling error.
+  std::string DescribeTargetLoss(const char* phase, int run, const Error& sampling_error) {
+    const std::string when = PhaseText(phase, run);
+    // The sampler can see the target gone (a zombie, /proc/PID vanishing) a moment before its
+    // exit status can be collected: wait a little for it.
+    for (int attempt = 0; attempt < 50; ++attempt) {
+      if (auto alive = target_.CheckAlive(when); !alive) return alive.error().message;
+      if (sampling_error.code != ErrorCode::kNotFound) break;
+      std::this_thread::sleep_for(std::chrono::milliseconds(2));
     }
-    return "run " + std::to_string(index) + ": the target could not be sampled: " + sampling_error;
+    std::string what = std::string(phase) == "baseline" ? std::string("the baseline")
+                                                         : "run " + std::to_string(run);
+    return what + ": the target could not be sampled: " + sampling_error.message;
   }
 
   // Start-up work can outlast readiness (a server answers /healthz while it still warms caches and
@@ -316,9 +327,21 @@ class Gate {
     return found;
   }
 
+  // One sample in `phase` of run `run` (0: the baseline). Failure: kTargetFailed saying how the
+  // target ended; kFailedPrecondition once a termination signal came (the gate ends there).
   Result<Sample> TakeSample(const char* phase, int run) {
+    phase_ = phase;
+    phase_run_ = run;
+    if (TerminationSignal() != 0) {
+      return Fail(ErrorCode::kFailedPrecondition, "the gate was interrupted");
+    }
     auto s = sampler_.Take();
-    if (!s) return s;
+    if (!s) {
+      if (TerminationSignal() != 0) {
+        return Fail(ErrorCode::kFailedPrecondition, "the gate was interrupted");
+      }
+      return Fail(ErrorCode::kTargetFailed, DescribeTargetLoss(phase, run, s.error()));
+    }
     TimelinePoint point;
     point.t = s->t - start_t_;
     point.phase = phase;
@@ -457,9 +480,27 @@ class Gate {
   int cpu_profiles_ = 0;  // profiles the target has written (it numbers them from 0)
   Sample last_sample_;
   bool has_last_ = false;
+  // Where the gate is (the last sample's phase), for the message of an interruption.
+  const char* phase_ = "baseline";
+  int phase_run_ = 0;
 };
 
 }  // namespace
+
+std::string PhaseText(std::string_view phase, int run) {
+  if (phase == "baseline") return "during the baseline";
+  if (phase == "cooldown") return "during the cooldown of run " + std::to_string(run);
+  return "during run " + std::to_string(run);
+}
+
+void MarkInterrupted(GateResult& result, int sig, std::string_view when) {
+  result.interrupted = SignalName(sig);
+  result.verdict = Verdict::kError;
+  result.exit_code = kExitTargetFailed;
+  result.error = "the gate was interrupted by " + result.interrupted + " " + std::string(when) +
+                 " (" + std::to_string(result.runs.size()) +
+                 (result.runs.size() == 1 ? " run" : " runs") + " measured)";
+}
 
 GateResult RunGate(const GateConfig& config, Target& target, Workload& workload, HeapSource* heap,
                    Clock& clock, ProcReader& reader, const ProgressFn& progress) {

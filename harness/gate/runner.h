@@ -75,8 +75,20 @@ using ProgressFn = std::function<void(std::string_view line)>;
 
 // Runs the gate on a started target. `heap` may be null (no heap statistics). Never throws; a target
 // failure is reported in the result (verdict "error", exit code 3).
+//
+// Under TerminationPolicy::kRecord (target.h), a termination signal ends the gate between two
+// samples (at most 1/sample_hz later) with what was measured so far, marked as interrupted
+// (MarkInterrupted).
 GateResult RunGate(const GateConfig& config, Target& target, Workload& workload, HeapSource* heap,
                    Clock& clock, ProcReader& reader, const ProgressFn& progress = {});
+
+// "during the baseline", "during run 3", "during the cooldown of run 3" for a timeline phase
+// ("baseline", "run", "cooldown") and its run.
+std::string PhaseText(std::string_view phase, int run);
+
+// Marks `result` as ended by signal `sig` `when` (a PhaseText or another "while ..." text):
+// interrupted "SIGINT", verdict error, and an error saying so; what was measured stays.
+void MarkInterrupted(GateResult& result, int sig, std::string_view when);
 
 }  // namespace leakgate::harness
 

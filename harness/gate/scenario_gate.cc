@@ -188,6 +188,14 @@ GateResult RunScenario(const Scenario& scenario, const ScenarioRunOptions& optio
     } else {
       r.warnings.push_back("stopping the target: " + stopped.error().message);
     }
+    // A termination signal outside the run loop (RunGate marks its own): while the target was
+    // starting, or after the runs.
+    if (const int sig = TerminationSignal(); sig != 0 && r.interrupted.empty()) {
+      MarkInterrupted(r, sig,
+                      r.baseline_taken || !r.runs.empty()
+                          ? "after run " + std::to_string(r.runs.size())
+                          : std::string("while the target was starting"));
+    }
     return r;
   };
 

@@ -1218,6 +1218,10 @@ Result<Scenario> LoadScenarioFromText(std::string_view text, const std::filesyst
   }
   scenario.name =
       top.String("name", false, "a name for the scenario").value_or(scenario.file.stem().string());
+  // The result and its reports carry the effective name: a file without "name" gets its default.
+  if (scenario.json.is_object() && !scenario.json.contains("name")) {
+    scenario.json["name"] = scenario.name;
+  }
   scenario.description = top.String("description", false, "a text", true).value_or("");
   scenario.target = ParseTarget(v, top.Find("target"), "/target");
   scenario.workload = ParseWorkload(v, top.Find("workload"), "/workload");

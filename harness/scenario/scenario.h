@@ -202,6 +202,7 @@ struct Scenario {
   // The load-time values (PORT, OUT, BIN, SCENARIO_DIR) for workloads and later expansions.
   PlaceholderValues placeholders;
   // The file's JSON after --set and --runs, placeholders not expanded: result.json's "scenario".
+  // Its "name" is the effective one (the file's stem when the file has none).
   nlohmann::json json;
 };
 

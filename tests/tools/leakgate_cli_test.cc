@@ -2,6 +2,7 @@
 // with every fault fails, each single fault fails on the checks that fit it while the others pass,
 // and the ways a target can go wrong (never ready, crashing mid-run, hanging) end in exit code 3 with
 // the result still written. SIGINT to leakgate leaves nothing of what it started behind.
+#include <fcntl.h>
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -493,5 +494,164 @@ TEST(LeakgateCliTest, SigintLeavesNoProcessBehind) {
   } while (std::chrono::steady_clock::now() < reap_deadline);
   EXPECT_TRUE(left.empty()) << left.size() << " processes left behind";
 }
+
+}  // namespace
+
+namespace {
+
+// Defect: a scenario without "name" (optional: it defaults to the file's name) whose target failed
+// left result.json without /scenario/name, so `leakgate run` printed "junit.xml not written:
+// result: /scenario/name is missing" and wrote neither report.md nor report.html nor junit.xml.
+// The result carries the effective name; every gate, an error too, writes all its reports.
+TEST(LeakgateCliTest, ScenarioWithoutNameWhoseTargetFailsWritesEveryReport) {
+  TempDir dir;
+  json scenario = json::parse(ShellScenario("exit 3", R"({"delay_s": 0.5})",
+                                            R"({"command": {"argv": ["true"]}})"));
+  scenario.erase("name");
+  WriteFile(dir.path() / "unnamed-gate.json", scenario.dump(2));
+  const fs::path out = dir.path() / "out";
+  Outcome o = RunLeakgate((dir.path() / "unnamed-gate.json").string(), out);
+  EXPECT_EQ(o.exit_code, 3) << o.output;
+  EXPECT_THAT(o.output, Not(HasSubstr("not written"))) << o.output;
+  EXPECT_EQ(o.result["verdict"], "error");
+  EXPECT_EQ(o.result["scenario"]["name"], "unnamed-gate") << "the default name is in the result";
+  for (const char* file : {"result.json", "report.md", "report.html", "junit.xml"}) {
+    EXPECT_TRUE(fs::exists(out / file)) << file << " missing; " << o.output;
+  }
+  std::ifstream md(out / "report.md");
+  const std::string report((std::istreambuf_iterator<char>(md)), std::istreambuf_iterator<char>());
+  EXPECT_THAT(report, AllOf(HasSubstr("unnamed-gate"), HasSubstr("exited with status 3")));
+}
+
+// Defect: a target that exited during the gate was reported as "process N exited (sh is a zombie:
+// its parent has not collected its exit status yet)", without its exit status, the phase or its
+// stderr (the baseline passed the sampler's error on as it was; runs said "during run k" even in a
+// cooldown). Now: how it ended, in which phase, and the last lines of its stderr.
+TEST(LeakgateCliTest, TargetExitingDuringTheBaselineIsReportedWithItsStatus) {
+  TempDir dir;
+  json scenario = json::parse(ShellScenario("echo about to leave >&2; sleep 1; exit 7",
+                                            R"({"delay_s": 0.2})",
+                                            R"({"command": {"argv": ["true"]}})"));
+  scenario["baseline_s"] = 5;
+  WriteFile(dir.path() / "s.json", scenario.dump(2));
+  Outcome o = RunLeakgate((dir.path() / "s.json").string(), dir.path() / "out");
+  EXPECT_EQ(o.exit_code, 3) << o.output;
+  const std::string error = o.result.value("error", "");
+  EXPECT_THAT(error, AllOf(HasSubstr("exited with status 7 during the baseline"),
+                           HasSubstr("about to leave"), Not(HasSubstr("zombie"))));
+  EXPECT_THAT(o.output, HasSubstr("exited with status 7 during the baseline"));
+}
+
+TEST(LeakgateCliTest, TargetExitingDuringARunOrItsCooldownNamesThePhase) {
+  TempDir dir;
+  const fs::path out = dir.path() / "out";
+  // The target ends once the workload has touched `go`: while the run lasts (the workload sleeps),
+  // or in the cooldown after it (a short workload, a long settle window).
+  const std::string target = "echo about to leave >&2; while [ ! -e " + (out / "go").string() +
+                             " ]; do sleep 0.05; done; ";
+  struct Case {
+    std::string script, workload, expected;
+  };
+  for (const Case& c : {Case{target + "kill -KILL $$",
+                             R"({"command": {"argv": ["sh", "-c", "touch ${OUT}/go; sleep 1"]}})",
+                             "killed by SIGKILL (Killed) during run 1"},
+                        Case{target + "sleep 0.3; exit 7",
+                             R"({"command": {"argv": ["touch", "${OUT}/go"]}})",
+                             "exited with status 7 during the cooldown of run 1"}}) {
+    json scenario = json::parse(ShellScenario(c.script, R"({"delay_s": 0.1})", c.workload));
+    scenario["cooldown"] = {{"max_s", 3}, {"settle_window_s", 2}};
+    WriteFile(dir.path() / "s.json", scenario.dump(2));
+    fs::remove_all(out);
+    Outcome o = RunLeakgate((dir.path() / "s.json").string(), out);
+    EXPECT_EQ(o.exit_code, 3) << o.output;
+    EXPECT_THAT(o.result.value("error", ""),
+                AllOf(HasSubstr(c.expected), HasSubstr("about to leave"), Not(HasSubstr("zombie"))))
+        << o.output;
+  }
+}
+
+// Defect: SIGINT or SIGTERM during a gate left no result.json and no report: the handler killed
+// the targets and ended leakgate at once. Now the gate ends between two samples with a partial
+// result marked "interrupted", every report is written, and leakgate still ends by the signal
+// (130, 143 in a shell) with nothing of the target left.
+class LeakgateInterruptTest : public ::testing::TestWithParam<int> {};
+
+TEST_P(LeakgateInterruptTest, KeepsThePartialResultAndEveryReport) {
+  const int sig = GetParam();
+  TempDir dir;
+  const fs::path out = dir.path() / "out";
+  // A duration of this test's own, so its processes are told from any other's.
+  const std::string marker = "600." + std::to_string(getpid()) + std::to_string(sig);
+  // The target and its children in its group; each run appends a line to runs.txt.
+  json scenario = json::parse(ShellScenario(
+      "sleep " + marker + " & sleep " + marker + "; wait", R"({"delay_s": 0.1})",
+      R"({"command": {"argv": ["sh", "-c", "echo run >> ${OUT}/runs.txt; sleep 0.3"]}})"));
+  scenario["runs"] = 5;
+  scenario["max_runs"] = 6;
+  WriteFile(dir.path() / "s.json", scenario.dump(2));
+  const fs::path log = dir.path() / "leakgate.log";
+  pid_t child = fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) {
+    setenv("CI", "true", 1);
+    const int fd = ::open(log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    dup2(fd, STDOUT_FILENO);
+    dup2(fd, STDERR_FILENO);
+    const std::string s = (dir.path() / "s.json").string();
+    execl(kLeakgate.c_str(), kLeakgate.c_str(), "run", s.c_str(), "--out", out.c_str(),
+          static_cast<char*>(nullptr));
+    _exit(127);
+  }
+  // Run 2 has started once runs.txt has two lines: the baseline and run 1 are measured.
+  auto lines = [&] {
+    std::ifstream in(out / "runs.txt");
+    int n = 0;
+    for (std::string line; std::getline(in, line);) ++n;
+    return n;
+  };
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+  while (lines() < 2 && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  ASSERT_GE(lines(), 2);
+  ASSERT_FALSE(ProcessesWhoseCommandLineHas(marker).empty());
+  kill(child, sig);
+  int status = 0;
+  waitpid(child, &status, 0);
+  const int exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+  std::ifstream log_in(log);
+  const std::string output((std::istreambuf_iterator<char>(log_in)), std::istreambuf_iterator<char>());
+  EXPECT_EQ(exit_code, 128 + sig) << output;
+
+  std::ifstream in(out / "result.json");
+  ASSERT_TRUE(in) << "no result.json; " << output;
+  const json result = json::parse(in, nullptr, /*allow_exceptions=*/false);
+  const std::string name = sig == SIGINT ? "SIGINT" : "SIGTERM";
+  EXPECT_EQ(result.value("interrupted", ""), name);
+  EXPECT_EQ(result["verdict"], "error");
+  EXPECT_THAT(result.value("error", ""),
+              AllOf(HasSubstr("the gate was interrupted by " + name + " during run 2"),
+                    HasSubstr("(1 run measured)")));
+  EXPECT_TRUE(result["baseline"].is_object());
+  ASSERT_EQ(result["runs"].size(), 1u) << "run 1 was measured";
+  EXPECT_EQ(result["runs"][0]["index"], 1);
+  for (const char* file : {"report.md", "report.html", "junit.xml"}) {
+    EXPECT_TRUE(fs::exists(out / file)) << file << " missing; " << output;
+  }
+  // The target's group was killed: nothing of it is left.
+  const auto reap_deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+  std::set<pid_t> left;
+  do {
+    left = ProcessesWhoseCommandLineHas(marker);
+    if (left.empty()) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  } while (std::chrono::steady_clock::now() < reap_deadline);
+  EXPECT_TRUE(left.empty()) << left.size() << " processes of the target left behind";
+}
+
+INSTANTIATE_TEST_SUITE_P(Signals, LeakgateInterruptTest, ::testing::Values(SIGINT, SIGTERM),
+                         [](const ::testing::TestParamInfo<int>& info) {
+                           return std::string(info.param == SIGINT ? "Sigint" : "Sigterm");
+                         });
 
 }  // namespace

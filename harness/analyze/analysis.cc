@@ -571,7 +571,7 @@ CheckResult IdleCpuCheck(const Series& series, const BaselineObservation& baseli
                          double threshold) {
   const double baseline_cpu = baseline.idle_cpu_pct;
   CheckResult check{
-      .name = "idle_cpu_returns", .metric = "cpu_pct", .threshold = threshold, .unit = "%"};
+      .name = std::string(check_id::kIdleCpuReturns), .metric = "cpu_pct", .threshold = threshold, .unit = "%"};
   const int judged = static_cast<int>(series.judged.size());
   if (judged == 0) {
     check.detail = "No judged run yet.";
@@ -644,7 +644,7 @@ CheckResult IdleCpuCheck(const Series& series, const BaselineObservation& baseli
 
 CheckResult PeakRssCheck(const Series& series, double threshold) {
   CheckResult check{
-      .name = "peak_rss", .metric = "peak_rss_bytes", .threshold = threshold, .unit = "B"};
+      .name = std::string(check_id::kPeakRss), .metric = "peak_rss_bytes", .threshold = threshold, .unit = "B"};
   if (series.judged.empty()) {
     check.detail = "No judged run yet.";
     return check;
@@ -697,7 +697,7 @@ void AddMemoryChecks(const Series& series, const Thresholds& thresholds,
   const std::string detail =
       decision.measured.empty() ? decision.reason : decision.measured + " " + decision.reason;
   if (thresholds.rss_per_run) {
-    checks.push_back({.name = "rss_growth_per_run",
+    checks.push_back({.name = std::string(check_id::kRssGrowthPerRun),
                       .metric = "rss_bytes",
                       .verdict = decision.verdict,
                       .observed = decision.slope,
@@ -716,7 +716,7 @@ void AddMemoryChecks(const Series& series, const Thresholds& thresholds,
                                   : "") +
           ". " + decision.reason;
     }
-    checks.push_back({.name = "rss_growth_total",
+    checks.push_back({.name = std::string(check_id::kRssGrowthTotal),
                       .metric = "rss_bytes",
                       .verdict = decision.verdict,
                       .observed = decision.total,
@@ -745,7 +745,7 @@ void AddHeapCheck(const AnalysisInput& input, const Series& series, Analysis& an
           "use); the RSS "
           "checks still apply. Link or preload tcmalloc to get them.");
     } else {
-      analysis.checks.push_back({.name = "heap_growth_per_run",
+      analysis.checks.push_back({.name = std::string(check_id::kHeapGrowthPerRun),
                                  .metric = "heap_bytes",
                                  .threshold = input.thresholds.heap_per_run,
                                  .unit = "B/run",
@@ -762,7 +762,7 @@ void AddHeapCheck(const AnalysisInput& input, const Series& series, Analysis& an
                         .max_judged = series.max_judged};
   const GrowthDecision decision = DecideGrowth(points, rule, series);
   analysis.checks.push_back(
-      {.name = "heap_growth_per_run",
+      {.name = std::string(check_id::kHeapGrowthPerRun),
        .metric = "heap_bytes",
        .verdict = decision.verdict,
        .observed = decision.slope,
@@ -936,7 +936,7 @@ Analysis Analyze(const AnalysisInput& input) {
       }
       return items;
     };
-    AddCountCheck({"fds_stable", "fds", "fd", "Open fds", "fd", "fds", *thresholds.fds}, series,
+    AddCountCheck({std::string(check_id::kFdsStable), "fds", "fd", "Open fds", "fd", "fds", *thresholds.fds}, series,
                   ResourcesByPoint(series, fd_items), input.suppressions, analysis);
   }
   if (thresholds.sockets) {
@@ -954,13 +954,13 @@ Analysis Analyze(const AnalysisInput& input) {
                    ResourceItem{"socket", "socket", "socket", true});
       return items;
     };
-    AddCountCheck({"sockets_stable", "sockets", "socket", "Sockets", "socket", "sockets",
+    AddCountCheck({std::string(check_id::kSocketsStable), "sockets", "socket", "Sockets", "socket", "sockets",
                    *thresholds.sockets},
                   series, ResourcesByPoint(series, socket_items), input.suppressions, analysis);
   }
   if (thresholds.threads) {
     AddCountCheck(
-        {"threads_stable", "threads", "thread", "Threads", "thread", "threads",
+        {std::string(check_id::kThreadsStable), "threads", "thread", "Threads", "thread", "threads",
          *thresholds.threads},
         series,
         ResourcesByPoint(series,

@@ -226,7 +226,7 @@ std::optional<HeapProfileSummary> AttributeGateHeap(const GateHeapProfiles& prof
   const auto top = std::find_if(heap_items.begin(), heap_items.end(),
                                 [](const GrowthItem& item) { return item.suppressed.empty(); });
   if (top != heap_items.end()) {
-    AddToCheckDetail(analysis, check::kHeapGrowthPerRun, /*failing_only=*/true,
+    AddToCheckDetail(analysis, check_id::kHeapGrowthPerRun, /*failing_only=*/true,
                      " Largest growing site: " + top->site + " (" +
                          FormatSize(static_cast<int64_t>(top->per_run)) + "/run" +
                          (top->location.empty() ? "" : ", " + top->location) + ").");
@@ -269,7 +269,7 @@ std::optional<HeapProfileSummary> AttributeGateHeap(const GateHeapProfiles& prof
   }
   if (!summary.peak_sites.empty()) {
     const SiteUsage& first = summary.peak_sites.front();
-    AddToCheckDetail(analysis, check::kPeakRss, /*failing_only=*/false,
+    AddToCheckDetail(analysis, check_id::kPeakRss, /*failing_only=*/false,
                      " At the peak of run " + std::to_string(summary.peak_run) + " the heap held " +
                          FormatSize(static_cast<int64_t>(summary.peak_bytes)) + ", most of it from " +
                          first.site.signature + " (" +

@@ -666,7 +666,7 @@ void EffectSide(const Comparison& c, const Words& w, bool zh, bool before,
     std::string list;
     for (size_t i = 0; i < cpus.size(); ++i) list += (i ? (zh ? "、" : ", ") : "") + cpus[i];
     const std::string range = runs == 1 ? "1" : "1-" + std::to_string(runs);
-    out << Bullet(WorstVerdict(c, before, {"idle_cpu_returns"}));
+    out << Bullet(WorstVerdict(c, before, {check_id::kIdleCpuReturns}));
     if (zh) {
       out << "第" << range << "次运行后的" << w.idle_cpu << "：" << list << " %";
       if (base_cpu) out << "（基线 " << Fixed(*base_cpu, 1) << " %）";
@@ -688,7 +688,7 @@ void EffectSide(const Comparison& c, const Words& w, bool zh, bool before,
   }
   if (!memory.empty()) {
     out << Bullet(WorstVerdict(c, before,
-                               {"rss_growth_per_run", "rss_growth_total", "heap_growth_per_run"}));
+                               {check_id::kRssGrowthPerRun, check_id::kRssGrowthTotal, check_id::kHeapGrowthPerRun}));
     for (size_t i = 0; i < memory.size(); ++i) out << (i ? w.list_sep : "") << memory[i];
     out << "\n";
   }
@@ -701,7 +701,7 @@ void EffectSide(const Comparison& c, const Words& w, bool zh, bool before,
     resources.push_back(std::string(MetricLabel(w, metric)) + " " + Signed(total, ""));
   }
   if (!resources.empty()) {
-    out << Bullet(WorstVerdict(c, before, {"fds_stable", "sockets_stable", "threads_stable"}));
+    out << Bullet(WorstVerdict(c, before, {check_id::kFdsStable, check_id::kSocketsStable, check_id::kThreadsStable}));
     if (zh) out << "最后一次判定运行后（相对预热后）：";
     for (size_t i = 0; i < resources.size(); ++i) out << (i ? w.list_sep : "") << resources[i];
     if (!zh) out << " after the last judged run (against the warm-up)";
@@ -709,7 +709,7 @@ void EffectSide(const Comparison& c, const Words& w, bool zh, bool before,
   }
   // The peak during a run.
   for (const CheckComparison& check : c.checks) {
-    if (check.name != "peak_rss") continue;
+    if (check.name != check_id::kPeakRss) continue;
     const std::string& verdict = before ? check.before_verdict : check.after_verdict;
     if (verdict.empty()) break;
     const std::optional<double>& observed = before ? check.before_observed : check.after_observed;

@@ -191,8 +191,8 @@ std::string Charts(const Side& before, const Side& after) {
     ChartSpec chart{.metric = "rss_bytes", .title = "RSS (resident memory)", .unit = ValueUnit::kBytes};
     chart.x_label = x_label;
     for (const Side* side : {&before, &after}) chart.series.push_back(SeriesOf(*side, "rss_bytes", false));
-    AddThresholds(chart, CheckThreshold(*before.result, "peak_rss"),
-                  CheckThreshold(*after.result, "peak_rss"), "peak RSS limit");
+    AddThresholds(chart, CheckThreshold(*before.result, check_id::kPeakRss),
+                  CheckThreshold(*after.result, check_id::kPeakRss), "peak RSS limit");
     chart.note = "Marked points: the RSS after each cooldown (and the baseline).";
     out += html::RenderTimelineChart(chart);
   }

@@ -195,7 +195,7 @@ std::vector<ThreadGroupCpu> ThreadGroups(const json& groups) {
 // The thread names behind idle CPU that did not return to the baseline: their mean CPU over the
 // judged runs above the threshold, as in the check's detail.
 std::string IdleThreadsText(const json& r) {
-  const json* check = FindCheck(r, check::kIdleCpuReturns);
+  const json* check = FindCheck(r, check_id::kIdleCpuReturns);
   if (check == nullptr || StringAt(*check, "verdict") == VerdictName(Verdict::kPass)) return "";
   const std::optional<double> threshold = NumberAt(*check, "threshold");
   if (!threshold) return "";

@@ -224,7 +224,7 @@ std::string Charts(const json& r) {
       peak_series.dashed = true;
       chart.series.push_back(std::move(peak_series));
     }
-    const std::optional<double> total = Threshold(r, "rss_growth_total", "rss_total");
+    const std::optional<double> total = Threshold(r, check_id::kRssGrowthTotal, "rss_total");
     if (total && reference != nullptr) {
       if (auto ref = NumberAt(*reference->values, "rss_bytes")) {
         chart.thresholds.push_back({*ref + *total, "RSS budget " + Size(*ref + *total)});
@@ -232,7 +232,7 @@ std::string Charts(const json& r) {
                       Size(*total) + ". ";
       }
     }
-    if (auto peak_limit = Threshold(r, "peak_rss", "peak_rss")) {
+    if (auto peak_limit = Threshold(r, check_id::kPeakRss, "peak_rss")) {
       chart.thresholds.push_back({*peak_limit, "peak RSS limit " + Size(*peak_limit)});
       chart.note += "Peak RSS limit: for the highest RSS during a judged run (dashed line). ";
     }
@@ -273,13 +273,13 @@ std::string Charts(const json& r) {
     const char* title;
     const char* label;
     std::string_view color;
-    const char* check;
+    std::string_view check;
     const char* threshold_key;
     const char* noun;
   };
   for (const CountChart& c :
-       {CountChart{"fds", "Open file descriptors", "fds", html::kColorFds, "fds_stable", "fds", "fd"},
-        CountChart{"threads", "Threads", "threads", html::kColorThreads, "threads_stable", "threads",
+       {CountChart{"fds", "Open file descriptors", "fds", html::kColorFds, check_id::kFdsStable, "fds", "fd"},
+        CountChart{"threads", "Threads", "threads", html::kColorThreads, check_id::kThreadsStable, "threads",
                    "thread"}}) {
     // Counts start near their lowest value: a few more threads among eighty must show.
     ChartSpec chart{.metric = c.metric, .title = c.title, .unit = ValueUnit::kCount,

@@ -14,6 +14,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "base/result_names.h"
 #include "base/units.h"
 
 namespace leakgate::reports {
@@ -77,7 +78,7 @@ inline const nlohmann::json* FindCheck(const nlohmann::json& r, std::string_view
 // The idle CPU allowance over the baseline: the idle_cpu_returns check's threshold, else the
 // scenario's thresholds.idle_cpu_pct; none when neither is there.
 inline std::optional<double> IdleCpuAllowance(const nlohmann::json& r) {
-  if (const nlohmann::json* check = FindCheck(r, "idle_cpu_returns")) {
+  if (const nlohmann::json* check = FindCheck(r, check_id::kIdleCpuReturns)) {
     if (auto t = NumberAt(*check, "threshold")) return t;
   }
   const nlohmann::json& scenario = r["scenario"];

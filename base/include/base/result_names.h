@@ -23,7 +23,7 @@ std::string_view VerdictName(Verdict verdict);
 std::optional<Verdict> ParseVerdict(std::string_view name);
 
 // The checks of a gate, in the order the analysis adds them.
-namespace check {
+namespace check_id {
 inline constexpr std::string_view kIdleCpuReturns = "idle_cpu_returns";
 inline constexpr std::string_view kRssGrowthPerRun = "rss_growth_per_run";
 inline constexpr std::string_view kRssGrowthTotal = "rss_growth_total";
@@ -32,7 +32,7 @@ inline constexpr std::string_view kFdsStable = "fds_stable";
 inline constexpr std::string_view kSocketsStable = "sockets_stable";
 inline constexpr std::string_view kThreadsStable = "threads_stable";
 inline constexpr std::string_view kPeakRss = "peak_rss";
-}  // namespace check
+}  // namespace check_id
 
 }  // namespace leakgate
 

@@ -63,14 +63,17 @@ class Gate {
   Result<void> RunAll() {
     if (config_.sample_hz <= 0) return Fail(ErrorCode::kInvalidArgument, "sample_hz must be > 0");
     period_ = 1.0 / config_.sample_hz;
+    if (auto baseline = TakeBaseline(); !baseline) return baseline;
+    return RunUntilDecided();
+  }
 
-    // Baseline: an idle window, once the target's start-up has settled.
+  // The baseline: an idle window, once the target's start-up has settled.
+  Result<void> TakeBaseline() {
     Say("baseline: " + Fixed(config_.baseline_s, 1) + " s idle");
     auto first = TakeSample("baseline", 0);
     if (!first) return std::unexpected(first.error());
     auto settled = SettleBeforeBaseline(*first);
     if (!settled) return std::unexpected(settled.error());
-    Sample window_start = *settled;
     const double baseline_end = settled->t + config_.baseline_s;
     Sample last = *settled;
     while (clock_.NowSeconds() < baseline_end) {
@@ -79,13 +82,18 @@ class Gate {
       if (!s) return std::unexpected(s.error());
       last = *s;
     }
-    result_.baseline = MakeSnapshot(window_start, last);
+    result_.baseline = MakeSnapshot(*settled, last);
     ReadHeapInto(result_.baseline);
     result_.baseline_taken = true;
     Say("baseline: CPU " + Fixed(result_.baseline.cpu_pct, 2) + " %, RSS " +
         FormatSize(result_.baseline.rss_bytes) + ", fds " + std::to_string(result_.baseline.fds) +
         ", threads " + std::to_string(result_.baseline.threads));
+    return {};
+  }
 
+  // The runs, warm-up first; after the planned runs the analysis decides, and runs are added while
+  // it asks for more (up to max_runs).
+  Result<void> RunUntilDecided() {
     const int planned = config_.warmup_runs + config_.runs;
     const int max_runs = std::max(config_.max_runs, planned);
     for (int index = 1; index <= max_runs; ++index) {
@@ -99,42 +107,52 @@ class Gate {
       if (!more) break;
       Say("verdict not yet clear after " + std::to_string(index) + " runs: adding a run");
     }
-    const Analysis& analysis = *result_.analysis;
-    result_.verdict = analysis.verdict;
-    result_.exit_code = ExitCodeOf(analysis.verdict);
+    result_.verdict = result_.analysis->verdict;
+    result_.exit_code = ExitCodeOf(result_.verdict);
     return {};
   }
 
+  // One run: the workload while sampling, the cooldown, the measurement after it.
   Result<void> OneRun(int index, bool warmup, int planned) {
     RunRecord run;
     run.index = index;
     run.warmup = warmup;
     run.start_t = clock_.NowSeconds() - start_t_;
-
     (void)sampler_.ResetPeak();  // a refusal is remembered and reported through warnings()
     auto before = TakeSample("run", index);
     if (!before) return std::unexpected(before.error());
     int64_t max_rss = before->rss_bytes;
+    auto last = RunWorkload(run, *before, max_rss);
+    if (!last) return std::unexpected(last.error());
+    auto window = Cooldown(run, *last, max_rss);
+    if (!window) return std::unexpected(window.error());
+    MeasureAfterRun(run, *window, max_rss);
+    SayRun(run, planned);
+    result_.runs.push_back(std::move(run));
+    return {};
+  }
 
-    // The workload runs on a worker thread; this thread samples until it is done.
+  // Runs the workload on a worker thread while this thread samples until it is done; the run's
+  // peak CPU and highest RSS are kept. Returns the last sample of the run.
+  Result<Sample> RunWorkload(RunRecord& run, const Sample& before, int64_t& max_rss) {
     std::atomic<bool> cancel{false};
     std::promise<Result<WorkloadRunInfo>> promise;
     auto future = promise.get_future();
     std::thread worker([&] {
       try {
-        promise.set_value(workload_.Run(index, cancel));
+        promise.set_value(workload_.Run(run.index, cancel));
       } catch (const std::exception& e) {
         promise.set_value(Fail(ErrorCode::kInternal, std::string("workload threw: ") + e.what()));
       }
     });
     const double run_start = clock_.NowSeconds();
-    Sample previous = *before;
+    Sample previous = before;
     Result<void> sampling_status;
     while (future.wait_for(std::chrono::milliseconds(0)) != std::future_status::ready) {
       clock_.SleepFor(period_);
       // A fake clock returns at once: give the worker real time too (a no-op wait when it is done).
       future.wait_for(std::chrono::milliseconds(1));
-      auto s = TakeSample("run", index);
+      auto s = TakeSample("run", run.index);
       if (!s) {
         sampling_status = std::unexpected(s.error());
         cancel = true;
@@ -147,29 +165,39 @@ class Gate {
     worker.join();
     Result<WorkloadRunInfo> info = future.get();
     run.duration_s = clock_.NowSeconds() - run_start;
-    if (!sampling_status) return sampling_status;
+    if (!sampling_status) return std::unexpected(sampling_status.error());
     if (!info) {
-      if (auto alive = target_.CheckAlive("during run " + std::to_string(index)); !alive) {
+      if (auto alive = target_.CheckAlive("during run " + std::to_string(run.index)); !alive) {
         return std::unexpected(alive.error());
       }
-      return Fail(ErrorCode::kTargetFailed, "run " + std::to_string(index) +
+      return Fail(ErrorCode::kTargetFailed, "run " + std::to_string(run.index) +
                                                 ": the workload failed: " + info.error().message);
     }
     run.requests = info->requests;
     run.workload_description = info->description;
+    return previous;
+  }
 
-    // Cooldown: until the CPU has settled near the baseline or on a plateau, or max_s.
+  // The window a post-run measurement is taken over.
+  struct MeasuringWindow {
+    Sample start;
+    Sample end;
+  };
+
+  // The cooldown: samples until the CPU over the last settle window is near the baseline or on a
+  // plateau, or cooldown.max_s; the CPU profiler (when on) records it. Returns the last window.
+  Result<MeasuringWindow> Cooldown(RunRecord& run, const Sample& last_of_run, int64_t& max_rss) {
     SwitchCpuProfiler();
     const double cooldown_start = clock_.NowSeconds();
-    std::vector<Sample> cooldown{previous};
+    std::vector<Sample> cooldown{last_of_run};
     const double window = std::max(config_.cooldown.settle_window_s, period_);
     const double tolerance = config_.cooldown.settle_tolerance_pct;
-    Sample window_start = previous;
+    Sample window_start = last_of_run;
     while (true) {
       const double elapsed = clock_.NowSeconds() - cooldown_start;
       if (elapsed >= config_.cooldown.max_s) break;
       clock_.SleepFor(std::min(period_, config_.cooldown.max_s - elapsed));
-      auto s = TakeSample("cooldown", index);
+      auto s = TakeSample("cooldown", run.index);
       if (!s) return std::unexpected(s.error());
       max_rss = std::max(max_rss, s->rss_bytes);
       cooldown.push_back(*s);
@@ -186,28 +214,34 @@ class Gate {
     if (cooldown.size() < 2) {
       // No cooldown configured: measure over one more sampling period.
       clock_.SleepFor(period_);
-      auto s = TakeSample("cooldown", index);
+      auto s = TakeSample("cooldown", run.index);
       if (!s) return std::unexpected(s.error());
       cooldown.push_back(*s);
       window_start = cooldown.front();
     }
-    const Sample& end = cooldown.back();
+    return MeasuringWindow{window_start, cooldown.back()};
+  }
+
+  // The state after the run: the CPU profile switched off (it is the gate's file, not the
+  // target's), the snapshot over the last window, the heap, and the run's peak RSS.
+  void MeasureAfterRun(RunRecord& run, const MeasuringWindow& window, int64_t max_rss) {
     if (SwitchCpuProfiler()) {
       run.cooldown_profile = config_.cpu_profile_prefix + "." + std::to_string(cpu_profiles_++);
     }
-    run.after = MakeSnapshot(window_start, end);
+    run.after = MakeSnapshot(window.start, window.end);
     ReadHeapInto(run.after);
-    run.peak_rss_bytes = sampler_.peak_reset_supported() ? std::max(end.hwm_bytes, max_rss) : max_rss;
+    run.peak_rss_bytes =
+        sampler_.peak_reset_supported() ? std::max(window.end.hwm_bytes, max_rss) : max_rss;
     if (!result_.timeline.empty()) result_.timeline.back().heap_bytes = run.after.heap_bytes;
+  }
 
-    Say("run " + std::to_string(index) + "/" + std::to_string(planned) +
-        (warmup ? " (warm-up)" : "") + ": " + Fixed(run.duration_s, 2) + " s, cooldown " +
+  void SayRun(const RunRecord& run, int planned) {
+    Say("run " + std::to_string(run.index) + "/" + std::to_string(planned) +
+        (run.warmup ? " (warm-up)" : "") + ": " + Fixed(run.duration_s, 2) + " s, cooldown " +
         Fixed(run.cooldown_s, 1) + " s" + (run.cooldown_settled ? "" : " (not settled)") +
         "; idle CPU " + Fixed(run.after.cpu_pct, 2) + " %, RSS " + FormatSize(run.after.rss_bytes) +
         (run.after.heap_bytes ? ", heap " + FormatSize(*run.after.heap_bytes) : "") + ", fds " +
         std::to_string(run.after.fds) + ", threads " + std::to_string(run.after.threads));
-    result_.runs.push_back(std::move(run));
-    return {};
   }
 
   // Names what the heap profiles show, while the target still runs (its sockets are resolved

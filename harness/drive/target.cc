@@ -1000,6 +1000,21 @@ constinit std::atomic<bool> record_termination{false};
 constinit std::atomic<int> termination_signal{0};
 static_assert(std::atomic<int>::is_always_lock_free, "read and written by signal handlers");
 
+// Kills every registered group, then ends the process by `sig` as its default action would (the
+// exit status a shell reads: 130 for SIGINT). Async-signal-safe.
+void KillChildrenAndDieBy(int sig) {
+  ChildProcessRegistry::KillAll(SIGKILL);
+  struct sigaction dfl {};
+  dfl.sa_handler = SIG_DFL;
+  sigemptyset(&dfl.sa_mask);
+  ::sigaction(sig, &dfl, nullptr);
+  sigset_t unblock;
+  sigemptyset(&unblock);
+  sigaddset(&unblock, sig);
+  ::pthread_sigmask(SIG_UNBLOCK, &unblock, nullptr);
+  ::raise(sig);
+}
+
 extern "C" void KillChildrenOnSignal(int sig) {
   int saved_errno = errno;
   if (record_termination.load()) {
@@ -1012,16 +1027,7 @@ extern "C" void KillChildrenOnSignal(int sig) {
       return;
     }
   }
-  ChildProcessRegistry::KillAll(SIGKILL);
-  struct sigaction dfl {};
-  dfl.sa_handler = SIG_DFL;
-  sigemptyset(&dfl.sa_mask);
-  ::sigaction(sig, &dfl, nullptr);
-  sigset_t unblock;
-  sigemptyset(&unblock);
-  sigaddset(&unblock, sig);
-  ::pthread_sigmask(SIG_UNBLOCK, &unblock, nullptr);
-  ::raise(sig);
+  KillChildrenAndDieBy(sig);
   errno = saved_errno;
 }
 
@@ -1060,16 +1066,7 @@ int TerminationSignal() { return termination_signal.load(); }
 void RaiseTerminationSignal() {
   const int sig = termination_signal.load();
   if (sig == 0) return;
-  ChildProcessRegistry::KillAll(SIGKILL);
-  struct sigaction dfl {};
-  dfl.sa_handler = SIG_DFL;
-  sigemptyset(&dfl.sa_mask);
-  ::sigaction(sig, &dfl, nullptr);
-  sigset_t unblock;
-  sigemptyset(&unblock);
-  sigaddset(&unblock, sig);
-  ::pthread_sigmask(SIG_UNBLOCK, &unblock, nullptr);
-  ::raise(sig);
+  KillChildrenAndDieBy(sig);
 }
 
 Result<void> BecomeChildSubreaper() {

@@ -8,6 +8,8 @@
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
+#include <functional>
+#include <utility>
 
 #include "base/subprocess.h"
 #include "harness/profile/heap_profile_source.h"
@@ -17,44 +19,29 @@ namespace {
 
 namespace fs = std::filesystem;
 
-class AgentHeapProfiler : public HeapProfiler {
+// A preloaded profiler that dumps its profiles on a signal, read by a HeapProfileSource.
+class SignalledHeapProfiler : public HeapProfiler {
  public:
-  AgentHeapProfiler(int signal, int64_t sample_period_bytes)
-      : signal_(signal), sample_period_bytes_(sample_period_bytes) {}
-  std::string_view name() const override { return "agent"; }
+  using EnvironmentFn = std::function<Result<std::map<std::string, std::string>>(
+      const std::string& prefix, const std::map<std::string, std::string>& base)>;
+  SignalledHeapProfiler(std::string name, int signal, EnvironmentFn environment)
+      : name_(std::move(name)), signal_(signal), environment_(std::move(environment)) {}
+  std::string_view name() const override { return name_; }
   Result<std::map<std::string, std::string>> Environment(
       const std::string& prefix, const std::map<std::string, std::string>& base) const override {
-    return AgentProfileEnvironment(prefix, signal_, sample_period_bytes_, base);
+    return environment_(prefix, base);
   }
   std::unique_ptr<HeapSource> Attach(pid_t pid, const std::string& prefix,
                                      Clock& clock) const override {
     auto source = std::make_unique<HeapProfileSource>(pid, prefix, signal_, clock);
-    source->set_name(std::string(name()));
+    source->set_name(name_);
     return source;
   }
 
  private:
+  std::string name_;
   int signal_;
-  int64_t sample_period_bytes_;
-};
-
-class GperftoolsHeapProfiler : public HeapProfiler {
- public:
-  explicit GperftoolsHeapProfiler(int signal) : signal_(signal) {}
-  std::string_view name() const override { return "tcmalloc-profiler"; }
-  Result<std::map<std::string, std::string>> Environment(
-      const std::string& prefix, const std::map<std::string, std::string>& base) const override {
-    return HeapProfileEnvironment(prefix, signal_, base);
-  }
-  std::unique_ptr<HeapSource> Attach(pid_t pid, const std::string& prefix,
-                                     Clock& clock) const override {
-    auto source = std::make_unique<HeapProfileSource>(pid, prefix, signal_, clock);
-    source->set_name(std::string(name()));
-    return source;
-  }
-
- private:
-  int signal_;
+  EnvironmentFn environment_;
 };
 
 }  // namespace
@@ -204,11 +191,17 @@ bool UsesAddressSanitizer(const std::string& program) {
 }
 
 std::unique_ptr<HeapProfiler> MakeAgentHeapProfiler(int signal, int64_t sample_period_bytes) {
-  return std::make_unique<AgentHeapProfiler>(signal, sample_period_bytes);
+  return std::make_unique<SignalledHeapProfiler>(
+      "agent", signal, [signal, sample_period_bytes](const std::string& prefix, const auto& base) {
+        return AgentProfileEnvironment(prefix, signal, sample_period_bytes, base);
+      });
 }
 
 std::unique_ptr<HeapProfiler> MakeGperftoolsHeapProfiler(int signal) {
-  return std::make_unique<GperftoolsHeapProfiler>(signal);
+  return std::make_unique<SignalledHeapProfiler>(
+      "tcmalloc-profiler", signal, [signal](const std::string& prefix, const auto& base) {
+        return HeapProfileEnvironment(prefix, signal, base);
+      });
 }
 
 }  // namespace leakgate::harness

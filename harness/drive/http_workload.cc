@@ -8,6 +8,7 @@
 #include <thread>
 #include <utility>
 
+#include "base/units.h"
 #include "harness/drive/workload.h"
 
 namespace leakgate::harness {
@@ -23,20 +24,10 @@ double SecondsSince(SteadyClock::time_point start) {
   return std::chrono::duration<double>(SteadyClock::now() - start).count();
 }
 
-std::string Excerpt(std::string_view body) {
+// The start of a response body on one line, for a failure message.
+std::string BodyExcerpt(std::string_view body) {
   if (body.empty()) return "(empty body)";
-  std::string out;
-  for (char c : body.substr(0, kExcerptChars)) {
-    out += (static_cast<unsigned char>(c) < 0x20) ? ' ' : c;
-  }
-  if (body.size() > kExcerptChars) out += "...";
-  return out;
-}
-
-std::string FormatSeconds(double seconds) {
-  std::ostringstream out;
-  out << seconds;
-  return out.str() + " s";
+  return Excerpt(body, kExcerptChars + 3, ControlChars::kSpace);
 }
 
 std::string TransportError(httplib::Error error, double timeout_s) {
@@ -44,10 +35,10 @@ std::string TransportError(httplib::Error error, double timeout_s) {
     case httplib::Error::Connection:
       return "could not connect (connection refused or host unreachable)";
     case httplib::Error::ConnectionTimeout:
-      return "could not connect within " + FormatSeconds(timeout_s);
+      return "could not connect within " + FormatSecondsShort(timeout_s);
     case httplib::Error::Read:
       return "no complete answer (connection closed, or nothing within " +
-             FormatSeconds(timeout_s) + ")";
+             FormatSecondsShort(timeout_s) + ")";
     case httplib::Error::Write:
       return "could not send the request (connection closed)";
     case httplib::Error::SSLConnection:
@@ -260,14 +251,14 @@ Result<void> RunState::RunStep(size_t index) {
       return StepFail(ErrorCode::kTargetFailed,
                       "status " + std::to_string(response.status) + ", expected " + expected +
                           (polls > 1 ? " (poll " + std::to_string(polls) + ")" : "") +
-                          "; body: " + Excerpt(response.body));
+                          "; body: " + BodyExcerpt(response.body));
     }
     if (wants_json) {
       document = json::parse(response.body, nullptr, /*allow_exceptions=*/false);
       if (document.is_discarded()) {
         return StepFail(ErrorCode::kTargetFailed,
                         "the response (status " + std::to_string(response.status) +
-                            ") is not JSON; body: " + Excerpt(response.body));
+                            ") is not JSON; body: " + BodyExcerpt(response.body));
       }
     }
     if (!step.until) break;
@@ -275,7 +266,7 @@ Result<void> RunState::RunStep(size_t index) {
     if (!value) {
       return StepFail(ErrorCode::kTargetFailed, "until: the response has no value at " +
                                                     step.until->pointer +
-                                                    "; body: " + Excerpt(response.body));
+                                                    "; body: " + BodyExcerpt(response.body));
     }
     last_value = JsonValueText(*value);
     if (Contains(step.until->in, *last_value)) break;
@@ -283,9 +274,9 @@ Result<void> RunState::RunStep(size_t index) {
     if (left <= 0) {
       return StepFail(ErrorCode::kTargetFailed,
                       "until: " + step.until->pointer + " was still " + json(*last_value).dump() +
-                          " after " + FormatSeconds(step.timeout_s) + " (" + std::to_string(polls) +
+                          " after " + FormatSecondsShort(step.timeout_s) + " (" + std::to_string(polls) +
                           " polls); expected one of " + ListText(step.until->in) +
-                          "; last body: " + Excerpt(response.body));
+                          "; last body: " + BodyExcerpt(response.body));
     }
     if (!SleepUnlessCancelled(std::min(step.poll_interval_s, left), cancel_)) return Cancelled();
   }
@@ -295,13 +286,13 @@ Result<void> RunState::RunStep(size_t index) {
     if (!value) {
       return StepFail(ErrorCode::kTargetFailed, "expect: the response has no value at " +
                                                     step.expect->pointer +
-                                                    "; body: " + Excerpt(response.body));
+                                                    "; body: " + BodyExcerpt(response.body));
     }
     if (!Contains(step.expect->in, JsonValueText(*value))) {
       return StepFail(ErrorCode::kTargetFailed, "expect: " + step.expect->pointer + " is " +
                                                     value->dump() + ", expected one of " +
                                                     ListText(step.expect->in) +
-                                                    "; body: " + Excerpt(response.body));
+                                                    "; body: " + BodyExcerpt(response.body));
     }
   }
   for (const auto& [name, pointer] : step.capture) {
@@ -309,7 +300,7 @@ Result<void> RunState::RunStep(size_t index) {
     if (!value) {
       return StepFail(ErrorCode::kTargetFailed, "capture " + name +
                                                     ": the response has no value at " + pointer +
-                                                    "; body: " + Excerpt(response.body));
+                                                    "; body: " + BodyExcerpt(response.body));
     }
     const std::string text = JsonValueText(*value);
     values_.values[name] = text;

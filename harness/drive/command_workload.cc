@@ -16,6 +16,8 @@
 #include <utility>
 #include <vector>
 
+#include "base/subprocess.h"
+#include "base/units.h"
 #include "harness/drive/workload.h"
 
 extern char** environ;
@@ -27,15 +29,6 @@ using SteadyClock = std::chrono::steady_clock;
 
 constexpr size_t kStderrTailChars = 400;
 
-std::string SystemError(int error) { return std::strerror(error); }
-
-std::string FormatSeconds(double seconds) {
-  std::ostringstream out;
-  out.precision(3);
-  out << seconds;
-  return out.str() + " s";
-}
-
 std::string CommandLine(const std::vector<std::string>& argv) {
   std::string out;
   for (const auto& arg : argv) {
@@ -45,21 +38,6 @@ std::string CommandLine(const std::vector<std::string>& argv) {
   }
   return out;
 }
-
-// A file descriptor closed on scope exit.
-class Fd {
- public:
-  explicit Fd(int fd = -1) : fd_(fd) {}
-  Fd(const Fd&) = delete;
-  Fd& operator=(const Fd&) = delete;
-  ~Fd() {
-    if (fd_ >= 0) ::close(fd_);
-  }
-  int get() const { return fd_; }
-
- private:
-  int fd_;
-};
 
 // The last `kStderrTailChars` bytes of what `fd` holds, on one line.
 std::string Tail(int fd) {
@@ -222,7 +200,7 @@ Result<WorkloadRunInfo> CommandWorkload::Run(int run_index, const std::atomic<bo
   // Where the command's output goes.
   std::string stdout_path;
   std::string stderr_path;
-  Fd devnull(::open("/dev/null", O_RDWR | O_CLOEXEC));
+  UniqueFd devnull(::open("/dev/null", O_RDWR | O_CLOEXEC));
   int stdout_fd = devnull.get();
   int stderr_raw = -1;
   if (!output_dir_.empty()) {
@@ -233,19 +211,19 @@ Result<WorkloadRunInfo> CommandWorkload::Run(int run_index, const std::atomic<bo
     stderr_path = stem + ".stderr";
     stdout_fd = ::open(stdout_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     if (stdout_fd < 0) {
-      return Fail(ErrorCode::kIo, "cannot create " + stdout_path + ": " + SystemError(errno));
+      return Fail(ErrorCode::kIo, "cannot create " + stdout_path + ": " + SystemErrorText(errno));
     }
     stderr_raw = ::open(stderr_path.c_str(), O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     if (stderr_raw < 0) {
       const int error = errno;
       ::close(stdout_fd);
-      return Fail(ErrorCode::kIo, "cannot create " + stderr_path + ": " + SystemError(error));
+      return Fail(ErrorCode::kIo, "cannot create " + stderr_path + ": " + SystemErrorText(error));
     }
   } else {
     stderr_raw = ::memfd_create("leakgate-workload-stderr", MFD_CLOEXEC);
   }
-  Fd stdout_file(stdout_fd == devnull.get() ? -1 : stdout_fd);
-  Fd stderr_file(stderr_raw);
+  UniqueFd stdout_file(stdout_fd == devnull.get() ? -1 : stdout_fd);
+  UniqueFd stderr_file(stderr_raw);
   const int stderr_fd = stderr_raw >= 0 ? stderr_raw : devnull.get();
 
   posix_spawn_file_actions_t actions;
@@ -294,7 +272,7 @@ Result<WorkloadRunInfo> CommandWorkload::Run(int run_index, const std::atomic<bo
                            : spawn_error == EACCES ? ErrorCode::kPermissionDenied
                                                    : ErrorCode::kIo;
     return Fail(code,
-                label + ": cannot start " + argv[0] + where + ": " + SystemError(spawn_error));
+                label + ": cannot start " + argv[0] + where + ": " + SystemErrorText(spawn_error));
   }
 
   const bool exited = WaitForExit(pid, config_.timeout_s, &cancel);
@@ -312,7 +290,7 @@ Result<WorkloadRunInfo> CommandWorkload::Run(int run_index, const std::atomic<bo
                   label + ": cancelled; its process group was killed");
     }
     return Fail(ErrorCode::kTargetFailed,
-                label + ": still running after " + FormatSeconds(config_.timeout_s) +
+                label + ": still running after " + FormatSecondsShort(config_.timeout_s, 3) +
                     " (timeout_s); its process group was killed" + stderr_note());
   }
   // Whatever the command left running in its group goes with it; the leader is still a zombie here,
@@ -343,7 +321,7 @@ Result<WorkloadRunInfo> CommandWorkload::Run(int run_index, const std::atomic<bo
   info.duration_s = duration;
   info.exit_status = WEXITSTATUS(status);
   info.description =
-      command + ": exit " + std::to_string(WEXITSTATUS(status)) + " in " + FormatSeconds(duration);
+      command + ": exit " + std::to_string(WEXITSTATUS(status)) + " in " + FormatSecondsShort(duration, 3);
   return info;
 }
 

@@ -28,6 +28,10 @@
 #include <thread>
 #include <utility>
 
+#include "base/subprocess.h"
+#include "base/units.h"
+#include "harness/sample/proc_parser.h"
+
 extern char** environ;
 
 namespace leakgate::harness {
@@ -47,8 +51,6 @@ constexpr std::size_t kStderrTailLines = 10;
 constexpr std::size_t kTailBytes = 4096;
 // A stdout "line" longer than this without a newline is matched in pieces.
 constexpr std::size_t kMaxPendingLine = 64 * 1024;
-
-std::string ErrnoText(int err) { return std::strerror(err); }
 
 std::string SignalName(int sig) {
   const char* abbrev = sigabbrev_np(sig);
@@ -101,12 +103,6 @@ ExitInfo ExitFromSiginfo(const siginfo_t& si) {
   return info;
 }
 
-std::string FormatSeconds(double s) {
-  char buf[32];
-  std::snprintf(buf, sizeof buf, "%.2f s", s);
-  return buf;
-}
-
 // The last lines of a file, each indented, or "" when it is empty or unreadable.
 std::string FileTail(const std::string& path, std::size_t max_lines) {
   int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
@@ -141,46 +137,19 @@ std::string StderrTailSuffix(const std::string& stderr_path) {
   return "; last lines of its stderr (" + stderr_path + "):" + tail;
 }
 
-struct ProcStat {
-  char state = '?';
-  pid_t pgrp = -1;
-  unsigned long long start_time = 0;
-  std::string comm;
-};
-
-// Fields of /proc/PID/stat; nullopt when the process is gone or the text is not as expected.
+// /proc/PID/stat read with one plain read (the fields up to rss fit in 1 KiB) and parsed by
+// ParseStat; nullopt when the process is gone or the text is not as expected. No ProcReader: it
+// would keep a file open for every process that LiveProcessGroupMembers looks at.
 std::optional<ProcStat> ReadProcStat(pid_t pid) {
-  std::string path = "/proc/" + std::to_string(pid) + "/stat";
-  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return std::nullopt;
+  const std::string path = "/proc/" + std::to_string(pid) + "/stat";
+  UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  if (!fd.valid()) return std::nullopt;
   char buf[1024];
-  ssize_t n = ::read(fd, buf, sizeof buf - 1);
-  ::close(fd);
+  const ssize_t n = ::read(fd.get(), buf, sizeof buf);
   if (n <= 0) return std::nullopt;
-  std::string_view text(buf, static_cast<std::size_t>(n));
-  auto open_paren = text.find('(');
-  auto close_paren = text.rfind(')');
-  if (open_paren == std::string_view::npos || close_paren == std::string_view::npos ||
-      close_paren < open_paren || close_paren + 2 >= text.size()) {
-    return std::nullopt;
-  }
-  ProcStat st;
-  st.comm = std::string(text.substr(open_paren + 1, close_paren - open_paren - 1));
-  // After ") ": field 3 state, 4 ppid, 5 pgrp, ..., 22 starttime.
-  std::string_view rest = text.substr(close_paren + 2);
-  std::vector<std::string_view> fields;
-  std::size_t pos = 0;
-  while (pos < rest.size() && fields.size() < 20) {
-    auto sp = rest.find(' ', pos);
-    if (sp == std::string_view::npos) sp = rest.size();
-    fields.push_back(rest.substr(pos, sp - pos));
-    pos = sp + 1;
-  }
-  if (fields.size() < 20 || fields[0].empty()) return std::nullopt;
-  st.state = fields[0][0];
-  std::from_chars(fields[2].data(), fields[2].data() + fields[2].size(), st.pgrp);
-  std::from_chars(fields[19].data(), fields[19].data() + fields[19].size(), st.start_time);
-  return st;
+  auto stat = ParseStat(std::string_view(buf, static_cast<std::size_t>(n)), path);
+  if (!stat) return std::nullopt;
+  return std::move(*stat);
 }
 
 // argv[0] as posix_spawn needs it: unchanged when it holds a '/', else the first executable file of
@@ -232,29 +201,6 @@ bool WriteAll(int fd, const char* data, std::size_t size) {
   return true;
 }
 
-class UniqueFd {
- public:
-  UniqueFd() = default;
-  explicit UniqueFd(int fd) : fd_(fd) {}
-  UniqueFd(UniqueFd&& other) noexcept : fd_(std::exchange(other.fd_, -1)) {}
-  UniqueFd& operator=(UniqueFd&& other) noexcept {
-    if (this != &other) {
-      Reset();
-      fd_ = std::exchange(other.fd_, -1);
-    }
-    return *this;
-  }
-  ~UniqueFd() { Reset(); }
-  int get() const { return fd_; }
-  void Reset() {
-    if (fd_ >= 0) ::close(fd_);
-    fd_ = -1;
-  }
-
- private:
-  int fd_ = -1;
-};
-
 // Reads the target's stdout from a pipe, appends everything to stdout.log, and watches each line for
 // the readiness pattern. It keeps draining after the match so that the target never blocks on a full
 // pipe; it ends at end of file (every writer closed the pipe) or when asked to, after reading what is
@@ -270,7 +216,7 @@ class StdoutTee {
   Result<void> Launch() {
     int fds[2];
     if (::pipe2(fds, O_CLOEXEC | O_NONBLOCK) != 0) {
-      return Fail(ErrorCode::kIo, "cannot create a pipe: " + ErrnoText(errno));
+      return Fail(ErrorCode::kIo, "cannot create a pipe: " + SystemErrorText(errno));
     }
     wake_read_ = UniqueFd(fds[0]);
     wake_write_ = UniqueFd(fds[1]);
@@ -529,18 +475,18 @@ Result<void> SpawnedTarget::Spawn() {
   constexpr int kLogFlags = O_WRONLY | O_CREAT | O_TRUNC | O_APPEND | O_CLOEXEC;
   UniqueFd stdout_file(::open(stdout_path_.c_str(), kLogFlags, 0644));
   if (stdout_file.get() < 0) {
-    return Fail(ErrorCode::kIo, "cannot create '" + stdout_path_ + "': " + ErrnoText(errno));
+    return Fail(ErrorCode::kIo, "cannot create '" + stdout_path_ + "': " + SystemErrorText(errno));
   }
   UniqueFd stderr_file(::open(stderr_path_.c_str(), kLogFlags, 0644));
   if (stderr_file.get() < 0) {
-    return Fail(ErrorCode::kIo, "cannot create '" + stderr_path_ + "': " + ErrnoText(errno));
+    return Fail(ErrorCode::kIo, "cannot create '" + stderr_path_ + "': " + SystemErrorText(errno));
   }
 
   if (!options_.cwd.empty()) {
     struct stat st {};
     if (::stat(options_.cwd.c_str(), &st) != 0) {
       return Fail(ErrorCode::kTargetFailed, "cannot start target " + name_ + ": working directory '" +
-                                                options_.cwd + "': " + ErrnoText(errno));
+                                                options_.cwd + "': " + SystemErrorText(errno));
     }
     if (!S_ISDIR(st.st_mode)) {
       return Fail(ErrorCode::kTargetFailed, "cannot start target " + name_ + ": working directory '" +
@@ -579,7 +525,7 @@ Result<void> SpawnedTarget::Spawn() {
   if (tee_stdout) {
     int fds[2];
     if (::pipe2(fds, O_CLOEXEC) != 0) {
-      return Fail(ErrorCode::kIo, "cannot create a pipe for the target's stdout: " + ErrnoText(errno));
+      return Fail(ErrorCode::kIo, "cannot create a pipe for the target's stdout: " + SystemErrorText(errno));
     }
     pipe_read = UniqueFd(fds[0]);
     pipe_write = UniqueFd(fds[1]);
@@ -617,7 +563,7 @@ Result<void> SpawnedTarget::Spawn() {
   if (rc != 0) {
     std::string how = *program == options_.argv[0] ? "" : " (found in PATH for '" + options_.argv[0] + "')";
     return Fail(ErrorCode::kTargetFailed, "cannot start target: exec of '" + *program + "'" + how +
-                                              " failed: " + ErrnoText(rc));
+                                              " failed: " + SystemErrorText(rc));
   }
   pid_ = pid;
   if (!ChildProcessRegistry::Add(pid_)) {
@@ -799,7 +745,7 @@ class AttachedTarget final : public Target {
   // The same pid with the same start time: a reused pid is not our process.
   bool Alive() override {
     auto now = ReadProcStat(pid_);
-    return now && now->start_time == stat_.start_time && now->state != 'Z' && now->state != 'X';
+    return now && now->starttime_ticks == stat_.starttime_ticks && now->state != 'Z' && now->state != 'X';
   }
   std::optional<ExitInfo> ExitStatus() override {
     if (Alive()) return std::nullopt;
@@ -929,11 +875,11 @@ Result<std::unique_ptr<Target>> AttachTarget(pid_t pid) {
     if (err == EACCES || err == EPERM) {
       return Fail(ErrorCode::kPermissionDenied,
                   "cannot attach to pid " + std::to_string(pid) + " (" + stat->comm + "): " + proc +
-                      "/fd: " + ErrnoText(err) +
+                      "/fd: " + SystemErrorText(err) +
                       "; run leakgate as the process's user or with CAP_SYS_PTRACE");
     }
     return Fail(ErrorCode::kNotFound, "cannot attach to pid " + std::to_string(pid) + ": " + proc +
-                                          "/fd: " + ErrnoText(err));
+                                          "/fd: " + SystemErrorText(err));
   }
   ::closedir(fds);
   return std::unique_ptr<Target>(new AttachedTarget(pid, std::move(*stat)));
@@ -1042,7 +988,7 @@ void InstallTerminationHandlers() {
 Result<void> BecomeChildSubreaper() {
   if (::prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) != 0) {
     return Fail(ErrorCode::kFailedPrecondition,
-                "prctl(PR_SET_CHILD_SUBREAPER) failed: " + ErrnoText(errno));
+                "prctl(PR_SET_CHILD_SUBREAPER) failed: " + SystemErrorText(errno));
   }
   return {};
 }

@@ -4,7 +4,6 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
-#include <spawn.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <cxxabi.h>
@@ -21,8 +20,6 @@
 #include <set>
 
 #include "base/subprocess.h"
-
-extern char** environ;
 
 namespace leakgate::harness {
 namespace {
@@ -188,30 +185,23 @@ Result<ProcessOutput> RunWithInput(const std::vector<std::string>& argv, const s
   }
   UniqueFd err_read(err_pipe[0]), err_write(err_pipe[1]);
 
-  posix_spawn_file_actions_t actions;
-  posix_spawn_file_actions_init(&actions);
-  posix_spawn_file_actions_adddup2(&actions, in_child.get(), STDIN_FILENO);
-  posix_spawn_file_actions_adddup2(&actions, out_write.get(), STDOUT_FILENO);
-  posix_spawn_file_actions_adddup2(&actions, err_write.get(), STDERR_FILENO);
-  std::vector<char*> args;
-  std::vector<std::string> copies = argv;
-  for (std::string& arg : copies) args.push_back(arg.data());
-  args.push_back(nullptr);
-  pid_t pid = 0;
-  const int spawned = ::posix_spawnp(&pid, args[0], &actions, nullptr, args.data(), environ);
-  posix_spawn_file_actions_destroy(&actions);
+  ChildOptions options;
+  options.argv = argv;
+  options.stdin_fd = in_child.get();
+  options.stdout_fd = out_write.get();
+  options.stderr_fd = err_write.get();
+  auto child = Spawn(options);
   in_child.Reset();
   out_write.Reset();
   err_write.Reset();
-  if (spawned != 0) {
-    if (spawned == ENOENT) {
+  if (!child) {
+    if (child.error().code == ErrorCode::kNotFound) {
       return Fail(ErrorCode::kNotFound,
                   "cannot symbolize heap profiles: '" + argv[0] +
                       "' was not found on PATH; install binutils (apt-get install binutils)");
     }
-    return Fail(ErrorCode::kNotFound,
-                "cannot start '" + argv[0] + "' to symbolize heap profiles: " +
-                    SystemErrorText(spawned));
+    return Fail(ErrorCode::kNotFound, "cannot start '" + argv[0] +
+                                          "' to symbolize heap profiles: " + child.error().message);
   }
   ::fcntl(in_parent.get(), F_SETFL, ::fcntl(in_parent.get(), F_GETFL) | O_NONBLOCK);
 
@@ -228,7 +218,7 @@ Result<ProcessOutput> RunWithInput(const std::vector<std::string>& argv, const s
     const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
         deadline - std::chrono::steady_clock::now());
     if (left.count() <= 0) {
-      ::kill(pid, SIGKILL);
+      child->Signal(SIGKILL);
       killed = true;
       break;
     }
@@ -259,9 +249,7 @@ Result<ProcessOutput> RunWithInput(const std::vector<std::string>& argv, const s
     }
   }
   in_parent.Reset();
-  int status = 0;
-  while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
-  }
+  const int status = child->Wait().value_or(0);
   output.status = killed ? -1 : WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
   return output;
 }

@@ -112,11 +112,12 @@ Result<Child> Spawn(const ChildOptions& options) {
   }
   char** const envp = options.env ? env_pointers.data() : environ;
 
+  const std::string& program = options.program.empty() ? argv[0] : options.program;
   pid_t pid = -1;
-  const bool search = options.search_path && argv[0].find('/') == std::string::npos;
+  const bool search = options.search_path && program.find('/') == std::string::npos;
   const int error =
-      search ? ::posix_spawnp(&pid, argv[0].c_str(), &actions, &attributes, argv_pointers.data(), envp)
-             : ::posix_spawn(&pid, argv[0].c_str(), &actions, &attributes, argv_pointers.data(), envp);
+      search ? ::posix_spawnp(&pid, program.c_str(), &actions, &attributes, argv_pointers.data(), envp)
+             : ::posix_spawn(&pid, program.c_str(), &actions, &attributes, argv_pointers.data(), envp);
   posix_spawn_file_actions_destroy(&actions);
   posix_spawnattr_destroy(&attributes);
   if (error != 0) {

@@ -5,7 +5,6 @@
 #include <netinet/in.h>
 #include <poll.h>
 #include <signal.h>
-#include <spawn.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -506,13 +505,6 @@ Result<void> SpawnedTarget::Spawn() {
   std::vector<std::string> env_strings;
   env_strings.reserve(env.size());
   for (const auto& [name, value] : env) env_strings.push_back(name + "=" + value);
-  std::vector<char*> envp;
-  for (auto& s : env_strings) envp.push_back(s.data());
-  envp.push_back(nullptr);
-  std::vector<std::string> argv_strings = options_.argv;
-  std::vector<char*> argv;
-  for (auto& s : argv_strings) argv.push_back(s.data());
-  argv.push_back(nullptr);
 
   auto path_it = env.find("PATH");
   auto program = ResolveProgram(options_.argv[0], path_it == env.end() ? "" : path_it->second);
@@ -534,37 +526,29 @@ Result<void> SpawnedTarget::Spawn() {
   }
   int child_stdout = tee_stdout ? pipe_write.get() : stdout_file.get();
 
-  posix_spawn_file_actions_t actions;
-  posix_spawnattr_t attr;
-  posix_spawn_file_actions_init(&actions);
-  posix_spawnattr_init(&attr);
-  posix_spawn_file_actions_addopen(&actions, STDIN_FILENO, "/dev/null", O_RDONLY, 0);
-  posix_spawn_file_actions_adddup2(&actions, child_stdout, STDOUT_FILENO);
-  posix_spawn_file_actions_adddup2(&actions, stderr_file.get(), STDERR_FILENO);
-  if (!options_.cwd.empty()) posix_spawn_file_actions_addchdir_np(&actions, options_.cwd.c_str());
   // Its own process group (so Stop() reaches what it starts), an empty signal mask and default
   // dispositions for every signal: leakgate's handlers and ignored signals (SIGPIPE, SIGHUP under
-  // nohup) must not leak into the target.
-  sigset_t none;
-  sigset_t all;
-  sigemptyset(&none);
-  sigfillset(&all);
-  posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
-  posix_spawnattr_setpgroup(&attr, 0);
-  posix_spawnattr_setsigmask(&attr, &none);
-  posix_spawnattr_setsigdefault(&attr, &all);
-
-  pid_t pid = -1;
+  // nohup) must not leak into the target. stdin is /dev/null.
+  ChildOptions spawn;
+  spawn.argv = options_.argv;
+  spawn.program = *program;
+  spawn.search_path = false;
+  spawn.env = std::move(env_strings);
+  spawn.cwd = options_.cwd;
+  spawn.stdout_fd = child_stdout;
+  spawn.stderr_fd = stderr_file.get();
+  spawn.own_process_group = true;
+  spawn.default_signals = true;
   // glibc's posix_spawn reports a failed exec (or chdir) as its return value, not as exit status 127.
-  int rc = ::posix_spawn(&pid, program->c_str(), &actions, &attr, argv.data(), envp.data());
-  posix_spawn_file_actions_destroy(&actions);
-  posix_spawnattr_destroy(&attr);
+  auto child = leakgate::Spawn(spawn);
   pipe_write.Reset();
-  if (rc != 0) {
+  if (!child) {
     std::string how = *program == options_.argv[0] ? "" : " (found in PATH for '" + options_.argv[0] + "')";
     return Fail(ErrorCode::kTargetFailed, "cannot start target: exec of '" + *program + "'" + how +
-                                              " failed: " + SystemErrorText(rc));
+                                              " failed: " + child.error().message);
   }
+  // From here the target's own exit and stop code waits for it.
+  const pid_t pid = child->Release();
   pid_ = pid;
   if (!ChildProcessRegistry::Add(pid_)) {
     // Without a registry slot a signal to leakgate could orphan it: refuse to run it.

@@ -49,8 +49,9 @@ class UniqueFd {
 // How Spawn starts a program.
 struct ChildOptions {
   std::vector<std::string> argv;  // argv[0] is the program; must not be empty
-  // argv[0] without a '/' is looked up on PATH (posix_spawnp); otherwise it is used as it is
-  // (relative to `cwd` when that is given).
+  // The file executed; "": argv[0]. Without a '/' it is looked up on PATH (posix_spawnp) when
+  // `search_path`; otherwise it is used as it is (relative to `cwd` when that is given).
+  std::string program;
   bool search_path = true;
   // The whole environment as "NAME=value" entries; nullopt: leakgate's own.
   std::optional<std::vector<std::string>> env;

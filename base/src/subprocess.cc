@@ -115,9 +115,9 @@ Result<Child> Spawn(const ChildOptions& options) {
   const std::string& program = options.program.empty() ? argv[0] : options.program;
   pid_t pid = -1;
   const bool search = options.search_path && program.find('/') == std::string::npos;
+  const auto spawn = search ? ::posix_spawnp : ::posix_spawn;
   const int error =
-      search ? ::posix_spawnp(&pid, program.c_str(), &actions, &attributes, argv_pointers.data(), envp)
-             : ::posix_spawn(&pid, program.c_str(), &actions, &attributes, argv_pointers.data(), envp);
+      spawn(&pid, program.c_str(), &actions, &attributes, argv_pointers.data(), envp);
   posix_spawn_file_actions_destroy(&actions);
   posix_spawnattr_destroy(&attributes);
   if (error != 0) {

@@ -51,10 +51,11 @@ std::string Tail(int fd) {
   return (start > 0 ? "..." : "") + text;
 }
 
-// Waits until `child` exits or `seconds` pass on `clock` (or `cancel`, when given, is set); true when
-// it exited. The child stays a zombie (Child::Exited), so its process group id cannot be reused
+// Waits until `child` exits or `seconds` pass on `clock` (or `cancel`, when given, is set); true
+// when it exited. The child stays a zombie (Child::Exited), so its process group id cannot be reused
 // before the group is killed.
-bool WaitForExit(const Child& child, Clock& clock, double seconds, const std::atomic<bool>* cancel) {
+bool WaitForExit(const Child& child, Clock& clock, double seconds,
+                 const std::atomic<bool>* cancel) {
   const double until = clock.NowSeconds() + seconds;
   double pause = 0.0005;
   while (true) {
@@ -272,8 +273,8 @@ Result<WorkloadRunInfo> CommandWorkload::Run(int run_index, const std::atomic<bo
   WorkloadRunInfo info;
   info.duration_s = duration;
   info.exit_status = WEXITSTATUS(status);
-  info.description =
-      command + ": exit " + std::to_string(WEXITSTATUS(status)) + " in " + FormatSecondsShort(duration, 3);
+  info.description = command + ": exit " + std::to_string(WEXITSTATUS(status)) + " in " +
+                     FormatSecondsShort(duration, 3);
   return info;
 }
 

@@ -267,11 +267,14 @@ Result<void> RunState::RunStep(size_t index) {
     if (left <= 0) {
       return StepFail(ErrorCode::kTargetFailed,
                       "until: " + step.until->pointer + " was still " + json(*last_value).dump() +
-                          " after " + FormatSecondsShort(step.timeout_s) + " (" + std::to_string(polls) +
+                          " after " + FormatSecondsShort(step.timeout_s) + " (" +
+                          std::to_string(polls) +
                           " polls); expected one of " + ListText(step.until->in) +
                           "; last body: " + BodyExcerpt(response.body));
     }
-    if (!SleepUnlessCancelled(clock_, std::min(step.poll_interval_s, left), cancel_)) return Cancelled();
+    if (!SleepUnlessCancelled(clock_, std::min(step.poll_interval_s, left), cancel_)) {
+      return Cancelled();
+    }
   }
 
   if (step.expect) {

@@ -517,7 +517,8 @@ Result<void> SpawnedTarget::Spawn() {
   if (tee_stdout) {
     int fds[2];
     if (::pipe2(fds, O_CLOEXEC) != 0) {
-      return Fail(ErrorCode::kIo, "cannot create a pipe for the target's stdout: " + SystemErrorText(errno));
+      return Fail(ErrorCode::kIo,
+                  "cannot create a pipe for the target's stdout: " + SystemErrorText(errno));
     }
     pipe_read = UniqueFd(fds[0]);
     pipe_write = UniqueFd(fds[1]);
@@ -729,7 +730,8 @@ class AttachedTarget final : public Target {
   // The same pid with the same start time: a reused pid is not our process.
   bool Alive() override {
     auto now = ReadProcStat(pid_);
-    return now && now->starttime_ticks == stat_.starttime_ticks && now->state != 'Z' && now->state != 'X';
+    return now && now->starttime_ticks == stat_.starttime_ticks && now->state != 'Z' &&
+           now->state != 'X';
   }
   std::optional<ExitInfo> ExitStatus() override {
     if (Alive()) return std::nullopt;

@@ -7,8 +7,8 @@
 // signal handler's flag, another thread): `Run` checks it at least every 10 ms and returns soon
 // after. Workloads sleep, poll and measure durations and timeouts on the Clock they are given
 // (Clock::Real() unless a test passes a FakeClock); only waits the OS itself bounds (a socket read)
-// run on real time, with their limits taken from that clock. Nothing a run opens (connections, child processes) outlives it, so leakgate's own sockets
-// are never counted as the target's.
+// run on real time, with their limits taken from that clock. Nothing a run opens (connections,
+// child processes) outlives it, so leakgate's own sockets are never counted as the target's.
 #ifndef LEAKGATE_HARNESS_DRIVE_WORKLOAD_H_
 #define LEAKGATE_HARNESS_DRIVE_WORKLOAD_H_
 

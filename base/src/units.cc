@@ -109,9 +109,37 @@ std::string Fixed(double value, int digits) {
 
 std::string FormatSeconds(double seconds) { return Fixed(seconds, 2) + " s"; }
 
-std::string Excerpt(std::string_view text, size_t max_chars) {
-  if (text.size() <= max_chars) return std::string(text);
-  return std::string(text.substr(0, max_chars - 3)) + "...";
+std::string FormatSecondsShort(double seconds, int significant_digits) {
+  char buffer[64];
+  std::snprintf(buffer, sizeof buffer, "%.*g s", significant_digits, seconds);
+  return buffer;
+}
+
+std::string Excerpt(std::string_view text, size_t max_chars, ControlChars control) {
+  const bool cut = text.size() > max_chars;
+  if (cut) text = text.substr(0, max_chars > 3 ? max_chars - 3 : 0);
+  std::string out;
+  out.reserve(text.size() + 3);
+  for (const char c : text) {
+    const auto byte = static_cast<unsigned char>(c);
+    if (byte >= 0x20 || control == ControlChars::kKeep) {
+      out += c;
+    } else if (control == ControlChars::kSpace) {
+      out += ' ';
+    } else if (c == '\n') {
+      out += "\\n";
+    } else if (c == '\t') {
+      out += "\\t";
+    } else if (c == '\r') {
+      out += "\\r";
+    } else {
+      char escaped[8];
+      std::snprintf(escaped, sizeof escaped, "\\x%02x", byte);
+      out += escaped;
+    }
+  }
+  if (cut) out += "...";
+  return out;
 }
 
 }  // namespace leakgate

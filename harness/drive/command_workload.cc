@@ -1,6 +1,5 @@
 #include <fcntl.h>
 #include <signal.h>
-#include <spawn.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -8,14 +7,12 @@
 
 #include <algorithm>
 #include <cerrno>
-#include <chrono>
-#include <cstring>
 #include <filesystem>
-#include <sstream>
-#include <thread>
 #include <utility>
 #include <vector>
 
+#include "base/subprocess.h"
+#include "base/units.h"
 #include "harness/drive/workload.h"
 
 extern char** environ;
@@ -23,18 +20,7 @@ extern char** environ;
 namespace leakgate::harness {
 namespace {
 
-using SteadyClock = std::chrono::steady_clock;
-
 constexpr size_t kStderrTailChars = 400;
-
-std::string SystemError(int error) { return std::strerror(error); }
-
-std::string FormatSeconds(double seconds) {
-  std::ostringstream out;
-  out.precision(3);
-  out << seconds;
-  return out.str() + " s";
-}
 
 std::string CommandLine(const std::vector<std::string>& argv) {
   std::string out;
@@ -45,21 +31,6 @@ std::string CommandLine(const std::vector<std::string>& argv) {
   }
   return out;
 }
-
-// A file descriptor closed on scope exit.
-class Fd {
- public:
-  explicit Fd(int fd = -1) : fd_(fd) {}
-  Fd(const Fd&) = delete;
-  Fd& operator=(const Fd&) = delete;
-  ~Fd() {
-    if (fd_ >= 0) ::close(fd_);
-  }
-  int get() const { return fd_; }
-
- private:
-  int fd_;
-};
 
 // The last `kStderrTailChars` bytes of what `fd` holds, on one line.
 std::string Tail(int fd) {
@@ -80,37 +51,32 @@ std::string Tail(int fd) {
   return (start > 0 ? "..." : "") + text;
 }
 
-// True once `pid` has exited; the zombie is kept (WNOWAIT) so its process group id cannot be reused
+// Waits until `child` exits or `seconds` pass on `clock` (or `cancel`, when given, is set); true
+// when it exited. The child stays a zombie (Child::Exited), so its process group id cannot be reused
 // before the group is killed.
-bool HasExited(pid_t pid) {
-  siginfo_t info{};
-  if (::waitid(P_PID, static_cast<id_t>(pid), &info, WEXITED | WNOHANG | WNOWAIT) != 0) {
-    return errno == ECHILD;  // already reaped elsewhere: nothing left to wait for
-  }
-  return info.si_pid == pid;
-}
-
-// Waits until `pid` exits or `seconds` pass (or `cancel`, when given, is set); true when it exited.
-bool WaitForExit(pid_t pid, double seconds, const std::atomic<bool>* cancel) {
-  const auto until = SteadyClock::now() + std::chrono::duration_cast<SteadyClock::duration>(
-                                              std::chrono::duration<double>(seconds));
-  auto pause = std::chrono::microseconds(500);
+bool WaitForExit(const Child& child, Clock& clock, double seconds,
+                 const std::atomic<bool>* cancel) {
+  const double until = clock.NowSeconds() + seconds;
+  double pause = 0.0005;
   while (true) {
-    if (HasExited(pid)) return true;
+    if (child.Exited()) return true;
     if (cancel != nullptr && cancel->load()) return false;
-    const auto now = SteadyClock::now();
+    const double now = clock.NowSeconds();
     if (now >= until) return false;
-    std::this_thread::sleep_for(std::min<SteadyClock::duration>(pause, until - now));
-    pause = std::min(pause * 2, std::chrono::microseconds(10000));
+    clock.SleepFor(std::min(pause, until - now));
+    pause = std::min(pause * 2, 0.01);
   }
 }
 
 // Reaps the killed group's leader and, when leakgate is a child subreaper, the members that were
 // reparented to it, so none is left as a zombie. False when the leader's status was not there (only
-// when SIGCHLD is ignored or another waiter took it).
-bool ReapGroup(pid_t leader, int& status) {
+// when SIGCHLD is ignored or another waiter took it). Members killed a moment ago are given up to a
+// second to die, on the real clock: it is the kernel's time, which a fake clock cannot shorten.
+bool ReapGroup(Child& child, int& status) {
+  const pid_t leader = child.Release();
   bool reaped_leader = false;
-  const auto until = SteadyClock::now() + std::chrono::seconds(1);
+  Clock& real = Clock::Real();
+  const double until = real.NowSeconds() + 1.0;
   while (true) {
     int member_status = 0;
     const pid_t reaped = ::waitpid(-leader, &member_status, WNOHANG);
@@ -121,9 +87,8 @@ bool ReapGroup(pid_t leader, int& status) {
       if (errno == EINTR) continue;
       break;  // ECHILD: no child of ours is left in the group
     } else if (reaped == 0) {
-      // Members killed a moment ago are still dying.
-      if (SteadyClock::now() >= until) break;
-      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+      if (real.NowSeconds() >= until) break;
+      real.SleepFor(0.001);
     }
   }
   if (!reaped_leader) {
@@ -137,12 +102,12 @@ bool ReapGroup(pid_t leader, int& status) {
 
 // SIGTERM to the group, SIGKILL after `grace_s` (for the members that ignore SIGTERM or outlive the
 // leader), then reaps.
-void KillGroupAndReap(pid_t pid, double grace_s) {
-  ::kill(-pid, SIGTERM);
-  WaitForExit(pid, grace_s, nullptr);
-  ::kill(-pid, SIGKILL);
+void KillGroupAndReap(Child& child, Clock& clock, double grace_s) {
+  child.Signal(SIGTERM);
+  WaitForExit(child, clock, grace_s, nullptr);
+  child.Signal(SIGKILL);
   int status = 0;
-  ReapGroup(pid, status);
+  ReapGroup(child, status);
 }
 
 std::string DescribeStatus(int status) {
@@ -159,11 +124,12 @@ std::string DescribeStatus(int status) {
 }  // namespace
 
 CommandWorkload::CommandWorkload(CommandWorkloadConfig config, PlaceholderValues values,
-                                 std::string output_dir, double kill_grace_s)
+                                 std::string output_dir, double kill_grace_s, Clock& clock)
     : config_(std::move(config)),
       values_(std::move(values)),
       output_dir_(std::move(output_dir)),
-      kill_grace_s_(kill_grace_s) {
+      kill_grace_s_(kill_grace_s),
+      clock_(clock) {
   // Strings from a scenario were expanded once at load time; this is the final pass.
   values_.for_later_pass = false;
   values_.deferred.clear();
@@ -172,7 +138,7 @@ CommandWorkload::CommandWorkload(CommandWorkloadConfig config, PlaceholderValues
 std::string CommandWorkload::Describe() const { return "command: " + CommandLine(config_.argv); }
 
 Result<WorkloadRunInfo> CommandWorkload::Run(int run_index, const std::atomic<bool>& cancel) {
-  const auto start = SteadyClock::now();
+  const double start = clock_.NowSeconds();
   const std::string run = "run " + std::to_string(run_index);
   if (cancel.load())
     return Fail(ErrorCode::kFailedPrecondition, run + " cancelled before it started");
@@ -219,86 +185,51 @@ Result<WorkloadRunInfo> CommandWorkload::Run(int run_index, const std::atomic<bo
     cwd = std::move(*expanded);
   }
 
-  // Where the command's output goes.
+  // Where the command's output goes: files, or stdout discarded and stderr kept in memory.
   std::string stdout_path;
   std::string stderr_path;
-  Fd devnull(::open("/dev/null", O_RDWR | O_CLOEXEC));
-  int stdout_fd = devnull.get();
-  int stderr_raw = -1;
+  UniqueFd stdout_file;
+  UniqueFd stderr_file;
   if (!output_dir_.empty()) {
     std::error_code ec;
     std::filesystem::create_directories(output_dir_, ec);
     const std::string stem = output_dir_ + "/workload-run-" + std::to_string(run_index);
     stdout_path = stem + ".stdout";
     stderr_path = stem + ".stderr";
-    stdout_fd = ::open(stdout_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    if (stdout_fd < 0) {
-      return Fail(ErrorCode::kIo, "cannot create " + stdout_path + ": " + SystemError(errno));
+    stdout_file.Reset(::open(stdout_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
+    if (!stdout_file.valid()) {
+      return Fail(ErrorCode::kIo, "cannot create " + stdout_path + ": " + SystemErrorText(errno));
     }
-    stderr_raw = ::open(stderr_path.c_str(), O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    if (stderr_raw < 0) {
-      const int error = errno;
-      ::close(stdout_fd);
-      return Fail(ErrorCode::kIo, "cannot create " + stderr_path + ": " + SystemError(error));
+    stderr_file.Reset(::open(stderr_path.c_str(), O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
+    if (!stderr_file.valid()) {
+      return Fail(ErrorCode::kIo, "cannot create " + stderr_path + ": " + SystemErrorText(errno));
     }
   } else {
-    stderr_raw = ::memfd_create("leakgate-workload-stderr", MFD_CLOEXEC);
+    stderr_file.Reset(::memfd_create("leakgate-workload-stderr", MFD_CLOEXEC));
   }
-  Fd stdout_file(stdout_fd == devnull.get() ? -1 : stdout_fd);
-  Fd stderr_file(stderr_raw);
-  const int stderr_fd = stderr_raw >= 0 ? stderr_raw : devnull.get();
-
-  posix_spawn_file_actions_t actions;
-  posix_spawn_file_actions_init(&actions);
-  posix_spawn_file_actions_adddup2(&actions, devnull.get(), STDIN_FILENO);
-  posix_spawn_file_actions_adddup2(&actions, stdout_fd, STDOUT_FILENO);
-  posix_spawn_file_actions_adddup2(&actions, stderr_fd, STDERR_FILENO);
-  if (!cwd.empty()) posix_spawn_file_actions_addchdir_np(&actions, cwd.c_str());
 
   // A new process group, default signal dispositions and an empty mask, whatever leakgate's own
   // handlers and mask are.
-  posix_spawnattr_t attributes;
-  posix_spawnattr_init(&attributes);
-  posix_spawnattr_setflags(&attributes,
-                           POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK);
-  posix_spawnattr_setpgroup(&attributes, 0);
-  sigset_t all_signals;
-  sigfillset(&all_signals);
-  sigdelset(&all_signals, SIGKILL);
-  sigdelset(&all_signals, SIGSTOP);
-  posix_spawnattr_setsigdefault(&attributes, &all_signals);
-  sigset_t no_signals;
-  sigemptyset(&no_signals);
-  posix_spawnattr_setsigmask(&attributes, &no_signals);
-
-  std::vector<char*> argv_pointers;
-  for (auto& arg : argv) argv_pointers.push_back(arg.data());
-  argv_pointers.push_back(nullptr);
-  std::vector<char*> env_pointers;
-  for (auto& entry : environment) env_pointers.push_back(entry.data());
-  env_pointers.push_back(nullptr);
-
-  pid_t pid = 0;
-  const bool search_path = argv[0].find('/') == std::string::npos;
-  const int spawn_error = search_path ? ::posix_spawnp(&pid, argv[0].c_str(), &actions, &attributes,
-                                                       argv_pointers.data(), env_pointers.data())
-                                      : ::posix_spawn(&pid, argv[0].c_str(), &actions, &attributes,
-                                                      argv_pointers.data(), env_pointers.data());
-  posix_spawn_file_actions_destroy(&actions);
-  posix_spawnattr_destroy(&attributes);
-  if (spawn_error != 0) {
+  ChildOptions options;
+  options.argv = argv;
+  options.env = std::move(environment);
+  options.cwd = cwd;
+  options.stdout_fd = stdout_file.get();
+  options.stderr_fd = stderr_file.get();
+  options.own_process_group = true;
+  options.default_signals = true;
+  auto child = Spawn(options);
+  if (!child) {
+    const bool search_path = argv[0].find('/') == std::string::npos;
     const std::string where =
         search_path ? " (searched on PATH)"
                     : (cwd.empty() ? std::string() : " (relative to cwd " + cwd + ")");
-    const ErrorCode code = spawn_error == ENOENT   ? ErrorCode::kNotFound
-                           : spawn_error == EACCES ? ErrorCode::kPermissionDenied
-                                                   : ErrorCode::kIo;
-    return Fail(code,
-                label + ": cannot start " + argv[0] + where + ": " + SystemError(spawn_error));
+    return Fail(child.error().code,
+                label + ": cannot start " + argv[0] + where + ": " + child.error().message);
   }
 
-  const bool exited = WaitForExit(pid, config_.timeout_s, &cancel);
-  const double duration = std::chrono::duration<double>(SteadyClock::now() - start).count();
+  const bool exited = WaitForExit(*child, clock_, config_.timeout_s, &cancel);
+  const double duration = clock_.NowSeconds() - start;
   const auto stderr_note = [&] {
     std::string tail = Tail(stderr_file.get());
     std::string note = tail.empty() ? "; stderr empty" : "; stderr: " + tail;
@@ -306,20 +237,20 @@ Result<WorkloadRunInfo> CommandWorkload::Run(int run_index, const std::atomic<bo
     return note;
   };
   if (!exited) {
-    KillGroupAndReap(pid, kill_grace_s_);
+    KillGroupAndReap(*child, clock_, kill_grace_s_);
     if (cancel.load()) {
       return Fail(ErrorCode::kFailedPrecondition,
                   label + ": cancelled; its process group was killed");
     }
     return Fail(ErrorCode::kTargetFailed,
-                label + ": still running after " + FormatSeconds(config_.timeout_s) +
+                label + ": still running after " + FormatSecondsShort(config_.timeout_s, 3) +
                     " (timeout_s); its process group was killed" + stderr_note());
   }
   // Whatever the command left running in its group goes with it; the leader is still a zombie here,
   // so the group id cannot belong to anyone else yet.
-  ::kill(-pid, SIGKILL);
+  child->Signal(SIGKILL);
   int status = 0;
-  if (!ReapGroup(pid, status)) {
+  if (!ReapGroup(*child, status)) {
     // Happens only when SIGCHLD is ignored or another waiter took the status.
     return Fail(ErrorCode::kInternal,
                 label +
@@ -342,8 +273,8 @@ Result<WorkloadRunInfo> CommandWorkload::Run(int run_index, const std::atomic<bo
   WorkloadRunInfo info;
   info.duration_s = duration;
   info.exit_status = WEXITSTATUS(status);
-  info.description =
-      command + ": exit " + std::to_string(WEXITSTATUS(status)) + " in " + FormatSeconds(duration);
+  info.description = command + ": exit " + std::to_string(WEXITSTATUS(status)) + " in " +
+                     FormatSecondsShort(duration, 3);
   return info;
 }
 

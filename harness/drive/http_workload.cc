@@ -4,39 +4,24 @@
 #include <chrono>
 #include <condition_variable>
 #include <mutex>
-#include <sstream>
 #include <thread>
 #include <utility>
 
+#include "base/units.h"
 #include "harness/drive/workload.h"
 
 namespace leakgate::harness {
 namespace {
 
 using nlohmann::json;
-using SteadyClock = std::chrono::steady_clock;
 
 constexpr double kCancelCheckSeconds = 0.01;
 constexpr size_t kExcerptChars = 200;
 
-double SecondsSince(SteadyClock::time_point start) {
-  return std::chrono::duration<double>(SteadyClock::now() - start).count();
-}
-
-std::string Excerpt(std::string_view body) {
+// The start of a response body on one line, for a failure message.
+std::string BodyExcerpt(std::string_view body) {
   if (body.empty()) return "(empty body)";
-  std::string out;
-  for (char c : body.substr(0, kExcerptChars)) {
-    out += (static_cast<unsigned char>(c) < 0x20) ? ' ' : c;
-  }
-  if (body.size() > kExcerptChars) out += "...";
-  return out;
-}
-
-std::string FormatSeconds(double seconds) {
-  std::ostringstream out;
-  out << seconds;
-  return out.str() + " s";
+  return Excerpt(body, kExcerptChars + 3, ControlChars::kSpace);
 }
 
 std::string TransportError(httplib::Error error, double timeout_s) {
@@ -44,10 +29,10 @@ std::string TransportError(httplib::Error error, double timeout_s) {
     case httplib::Error::Connection:
       return "could not connect (connection refused or host unreachable)";
     case httplib::Error::ConnectionTimeout:
-      return "could not connect within " + FormatSeconds(timeout_s);
+      return "could not connect within " + FormatSecondsShort(timeout_s);
     case httplib::Error::Read:
       return "no complete answer (connection closed, or nothing within " +
-             FormatSeconds(timeout_s) + ")";
+             FormatSecondsShort(timeout_s) + ")";
     case httplib::Error::Write:
       return "could not send the request (connection closed)";
     case httplib::Error::SSLConnection:
@@ -82,6 +67,7 @@ std::pair<std::string, std::string> SplitBaseUrl(const std::string& base_url) {
 }
 
 // Stops the client's connection as soon as `cancel` is set, so a request in flight returns at once.
+// It waits on real time: it only bounds how late a cancel is noticed during an OS wait.
 class CancelWatch {
  public:
   CancelWatch(httplib::Client& client, const std::atomic<bool>& cancel)
@@ -112,16 +98,13 @@ class CancelWatch {
   std::thread thread_;
 };
 
-// Sleeps up to `seconds`, waking early when `cancel` is set; false when cancelled.
-bool SleepUnlessCancelled(double seconds, const std::atomic<bool>& cancel) {
-  const auto until = SteadyClock::now() + std::chrono::duration_cast<SteadyClock::duration>(
-                                              std::chrono::duration<double>(seconds));
+// Sleeps up to `seconds` on `clock`, waking early when `cancel` is set; false when cancelled.
+bool SleepUnlessCancelled(Clock& clock, double seconds, const std::atomic<bool>& cancel) {
+  const double until = clock.NowSeconds() + seconds;
   while (!cancel.load()) {
-    const auto now = SteadyClock::now();
+    const double now = clock.NowSeconds();
     if (now >= until) return true;
-    std::this_thread::sleep_for(std::min<SteadyClock::duration>(
-        until - now, std::chrono::duration_cast<SteadyClock::duration>(
-                         std::chrono::duration<double>(kCancelCheckSeconds))));
+    clock.SleepFor(std::min(until - now, kCancelCheckSeconds));
   }
   return false;
 }
@@ -144,13 +127,15 @@ bool Contains(const std::vector<std::string>& list, const std::string& value) {
 class RunState {
  public:
   RunState(const HttpWorkloadConfig& config, PlaceholderValues values, int run_index,
-           const std::atomic<bool>& cancel, httplib::Client& client, std::string prefix)
+           const std::atomic<bool>& cancel, httplib::Client& client, std::string prefix,
+           Clock& clock)
       : config_(config),
         values_(std::move(values)),
         run_index_(run_index),
         cancel_(cancel),
         client_(client),
-        prefix_(std::move(prefix)) {}
+        prefix_(std::move(prefix)),
+        clock_(clock) {}
 
   Result<void> RunStep(size_t index);
   WorkloadRunInfo& info() { return info_; }
@@ -175,6 +160,7 @@ class RunState {
   const std::atomic<bool>& cancel_;
   httplib::Client& client_;
   std::string prefix_;
+  Clock& clock_;
   std::string label_;
   WorkloadRunInfo info_;
   std::string summary_;
@@ -222,17 +208,15 @@ Result<void> RunState::RunStep(size_t index) {
   }
 
   const bool wants_json = !step.capture.empty() || step.until || step.expect;
-  const auto start = SteadyClock::now();
-  const auto deadline = start + std::chrono::duration_cast<SteadyClock::duration>(
-                                    std::chrono::duration<double>(step.timeout_s));
+  // The socket timeouts below are real OS waits; their limits come from this deadline.
+  const double deadline = clock_.NowSeconds() + step.timeout_s;
   int polls = 0;
   std::optional<std::string> last_value;
   httplib::Response response;
   json document;
   while (true) {
     if (cancel_.load()) return Cancelled();
-    const double remaining =
-        std::max(0.001, std::chrono::duration<double>(deadline - SteadyClock::now()).count());
+    const double remaining = std::max(0.001, deadline - clock_.NowSeconds());
     client_.set_read_timeout(std::chrono::duration<double>(remaining));
     client_.set_write_timeout(std::chrono::duration<double>(remaining));
     client_.set_connection_timeout(std::chrono::duration<double>(std::min(remaining, 10.0)));
@@ -260,14 +244,14 @@ Result<void> RunState::RunStep(size_t index) {
       return StepFail(ErrorCode::kTargetFailed,
                       "status " + std::to_string(response.status) + ", expected " + expected +
                           (polls > 1 ? " (poll " + std::to_string(polls) + ")" : "") +
-                          "; body: " + Excerpt(response.body));
+                          "; body: " + BodyExcerpt(response.body));
     }
     if (wants_json) {
       document = json::parse(response.body, nullptr, /*allow_exceptions=*/false);
       if (document.is_discarded()) {
         return StepFail(ErrorCode::kTargetFailed,
                         "the response (status " + std::to_string(response.status) +
-                            ") is not JSON; body: " + Excerpt(response.body));
+                            ") is not JSON; body: " + BodyExcerpt(response.body));
       }
     }
     if (!step.until) break;
@@ -275,19 +259,22 @@ Result<void> RunState::RunStep(size_t index) {
     if (!value) {
       return StepFail(ErrorCode::kTargetFailed, "until: the response has no value at " +
                                                     step.until->pointer +
-                                                    "; body: " + Excerpt(response.body));
+                                                    "; body: " + BodyExcerpt(response.body));
     }
     last_value = JsonValueText(*value);
     if (Contains(step.until->in, *last_value)) break;
-    const double left = std::chrono::duration<double>(deadline - SteadyClock::now()).count();
+    const double left = deadline - clock_.NowSeconds();
     if (left <= 0) {
       return StepFail(ErrorCode::kTargetFailed,
                       "until: " + step.until->pointer + " was still " + json(*last_value).dump() +
-                          " after " + FormatSeconds(step.timeout_s) + " (" + std::to_string(polls) +
+                          " after " + FormatSecondsShort(step.timeout_s) + " (" +
+                          std::to_string(polls) +
                           " polls); expected one of " + ListText(step.until->in) +
-                          "; last body: " + Excerpt(response.body));
+                          "; last body: " + BodyExcerpt(response.body));
     }
-    if (!SleepUnlessCancelled(std::min(step.poll_interval_s, left), cancel_)) return Cancelled();
+    if (!SleepUnlessCancelled(clock_, std::min(step.poll_interval_s, left), cancel_)) {
+      return Cancelled();
+    }
   }
 
   if (step.expect) {
@@ -295,13 +282,13 @@ Result<void> RunState::RunStep(size_t index) {
     if (!value) {
       return StepFail(ErrorCode::kTargetFailed, "expect: the response has no value at " +
                                                     step.expect->pointer +
-                                                    "; body: " + Excerpt(response.body));
+                                                    "; body: " + BodyExcerpt(response.body));
     }
     if (!Contains(step.expect->in, JsonValueText(*value))) {
       return StepFail(ErrorCode::kTargetFailed, "expect: " + step.expect->pointer + " is " +
                                                     value->dump() + ", expected one of " +
                                                     ListText(step.expect->in) +
-                                                    "; body: " + Excerpt(response.body));
+                                                    "; body: " + BodyExcerpt(response.body));
     }
   }
   for (const auto& [name, pointer] : step.capture) {
@@ -309,7 +296,7 @@ Result<void> RunState::RunStep(size_t index) {
     if (!value) {
       return StepFail(ErrorCode::kTargetFailed, "capture " + name +
                                                     ": the response has no value at " + pointer +
-                                                    "; body: " + Excerpt(response.body));
+                                                    "; body: " + BodyExcerpt(response.body));
     }
     const std::string text = JsonValueText(*value);
     values_.values[name] = text;
@@ -325,8 +312,8 @@ Result<void> RunState::RunStep(size_t index) {
 
 }  // namespace
 
-HttpWorkload::HttpWorkload(HttpWorkloadConfig config, PlaceholderValues values)
-    : config_(std::move(config)), values_(std::move(values)) {
+HttpWorkload::HttpWorkload(HttpWorkloadConfig config, PlaceholderValues values, Clock& clock)
+    : config_(std::move(config)), values_(std::move(values)), clock_(clock) {
   // Strings from a scenario were expanded once at load time; this is the final pass.
   values_.for_later_pass = false;
   values_.deferred.clear();
@@ -334,7 +321,7 @@ HttpWorkload::HttpWorkload(HttpWorkloadConfig config, PlaceholderValues values)
 }
 
 Result<WorkloadRunInfo> HttpWorkload::Run(int run_index, const std::atomic<bool>& cancel) {
-  const auto start = SteadyClock::now();
+  const double start = clock_.NowSeconds();
   if (cancel.load()) {
     return Fail(ErrorCode::kFailedPrecondition,
                 "run " + std::to_string(run_index) + " cancelled before it started");
@@ -362,7 +349,7 @@ Result<WorkloadRunInfo> HttpWorkload::Run(int run_index, const std::atomic<bool>
     client.set_keep_alive(true);
     HttpWorkloadConfig expanded = config_;
     expanded.base_url = *base_url;
-    RunState state(expanded, values, run_index, cancel, client, prefix);
+    RunState state(expanded, values, run_index, cancel, client, prefix, clock_);
     {
       CancelWatch watch(client, cancel);
       for (size_t i = 0; i < config_.steps.size(); ++i) {
@@ -378,7 +365,7 @@ Result<WorkloadRunInfo> HttpWorkload::Run(int run_index, const std::atomic<bool>
       outcome->description = state.summary();
     }
   }
-  if (outcome) outcome->duration_s = SecondsSince(start);
+  if (outcome) outcome->duration_s = clock_.NowSeconds() - start;
   return outcome;
 }
 

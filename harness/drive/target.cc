@@ -5,7 +5,6 @@
 #include <netinet/in.h>
 #include <poll.h>
 #include <signal.h>
-#include <spawn.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -28,6 +27,10 @@
 #include <thread>
 #include <utility>
 
+#include "base/subprocess.h"
+#include "base/units.h"
+#include "harness/sample/proc_parser.h"
+
 extern char** environ;
 
 namespace leakgate::harness {
@@ -48,7 +51,6 @@ constexpr std::size_t kTailBytes = 4096;
 // A stdout "line" longer than this without a newline is matched in pieces.
 constexpr std::size_t kMaxPendingLine = 64 * 1024;
 
-std::string ErrnoText(int err) { return std::strerror(err); }
 
 std::string SignalDescription(int sig) {
   const char* text = sigdescr_np(sig);
@@ -95,12 +97,6 @@ ExitInfo ExitFromSiginfo(const siginfo_t& si) {
   return info;
 }
 
-std::string FormatSeconds(double s) {
-  char buf[32];
-  std::snprintf(buf, sizeof buf, "%.2f s", s);
-  return buf;
-}
-
 // The last lines of a file, each indented, or "" when it is empty or unreadable.
 std::string FileTail(const std::string& path, std::size_t max_lines) {
   int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
@@ -135,46 +131,19 @@ std::string StderrTailSuffix(const std::string& stderr_path) {
   return "; last lines of its stderr (" + stderr_path + "):" + tail;
 }
 
-struct ProcStat {
-  char state = '?';
-  pid_t pgrp = -1;
-  unsigned long long start_time = 0;
-  std::string comm;
-};
-
-// Fields of /proc/PID/stat; nullopt when the process is gone or the text is not as expected.
+// /proc/PID/stat read with one plain read (the fields up to rss fit in 1 KiB) and parsed by
+// ParseStat; nullopt when the process is gone or the text is not as expected. No ProcReader: it
+// would keep a file open for every process that LiveProcessGroupMembers looks at.
 std::optional<ProcStat> ReadProcStat(pid_t pid) {
-  std::string path = "/proc/" + std::to_string(pid) + "/stat";
-  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return std::nullopt;
+  const std::string path = "/proc/" + std::to_string(pid) + "/stat";
+  UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  if (!fd.valid()) return std::nullopt;
   char buf[1024];
-  ssize_t n = ::read(fd, buf, sizeof buf - 1);
-  ::close(fd);
+  const ssize_t n = ::read(fd.get(), buf, sizeof buf);
   if (n <= 0) return std::nullopt;
-  std::string_view text(buf, static_cast<std::size_t>(n));
-  auto open_paren = text.find('(');
-  auto close_paren = text.rfind(')');
-  if (open_paren == std::string_view::npos || close_paren == std::string_view::npos ||
-      close_paren < open_paren || close_paren + 2 >= text.size()) {
-    return std::nullopt;
-  }
-  ProcStat st;
-  st.comm = std::string(text.substr(open_paren + 1, close_paren - open_paren - 1));
-  // After ") ": field 3 state, 4 ppid, 5 pgrp, ..., 22 starttime.
-  std::string_view rest = text.substr(close_paren + 2);
-  std::vector<std::string_view> fields;
-  std::size_t pos = 0;
-  while (pos < rest.size() && fields.size() < 20) {
-    auto sp = rest.find(' ', pos);
-    if (sp == std::string_view::npos) sp = rest.size();
-    fields.push_back(rest.substr(pos, sp - pos));
-    pos = sp + 1;
-  }
-  if (fields.size() < 20 || fields[0].empty()) return std::nullopt;
-  st.state = fields[0][0];
-  std::from_chars(fields[2].data(), fields[2].data() + fields[2].size(), st.pgrp);
-  std::from_chars(fields[19].data(), fields[19].data() + fields[19].size(), st.start_time);
-  return st;
+  auto stat = ParseStat(std::string_view(buf, static_cast<std::size_t>(n)), path);
+  if (!stat) return std::nullopt;
+  return std::move(*stat);
 }
 
 // argv[0] as posix_spawn needs it: unchanged when it holds a '/', else the first executable file of
@@ -226,29 +195,6 @@ bool WriteAll(int fd, const char* data, std::size_t size) {
   return true;
 }
 
-class UniqueFd {
- public:
-  UniqueFd() = default;
-  explicit UniqueFd(int fd) : fd_(fd) {}
-  UniqueFd(UniqueFd&& other) noexcept : fd_(std::exchange(other.fd_, -1)) {}
-  UniqueFd& operator=(UniqueFd&& other) noexcept {
-    if (this != &other) {
-      Reset();
-      fd_ = std::exchange(other.fd_, -1);
-    }
-    return *this;
-  }
-  ~UniqueFd() { Reset(); }
-  int get() const { return fd_; }
-  void Reset() {
-    if (fd_ >= 0) ::close(fd_);
-    fd_ = -1;
-  }
-
- private:
-  int fd_ = -1;
-};
-
 // Reads the target's stdout from a pipe, appends everything to stdout.log, and watches each line for
 // the readiness pattern. It keeps draining after the match so that the target never blocks on a full
 // pipe; it ends at end of file (every writer closed the pipe) or when asked to, after reading what is
@@ -264,7 +210,7 @@ class StdoutTee {
   Result<void> Launch() {
     int fds[2];
     if (::pipe2(fds, O_CLOEXEC | O_NONBLOCK) != 0) {
-      return Fail(ErrorCode::kIo, "cannot create a pipe: " + ErrnoText(errno));
+      return Fail(ErrorCode::kIo, "cannot create a pipe: " + SystemErrorText(errno));
     }
     wake_read_ = UniqueFd(fds[0]);
     wake_write_ = UniqueFd(fds[1]);
@@ -523,18 +469,18 @@ Result<void> SpawnedTarget::Spawn() {
   constexpr int kLogFlags = O_WRONLY | O_CREAT | O_TRUNC | O_APPEND | O_CLOEXEC;
   UniqueFd stdout_file(::open(stdout_path_.c_str(), kLogFlags, 0644));
   if (stdout_file.get() < 0) {
-    return Fail(ErrorCode::kIo, "cannot create '" + stdout_path_ + "': " + ErrnoText(errno));
+    return Fail(ErrorCode::kIo, "cannot create '" + stdout_path_ + "': " + SystemErrorText(errno));
   }
   UniqueFd stderr_file(::open(stderr_path_.c_str(), kLogFlags, 0644));
   if (stderr_file.get() < 0) {
-    return Fail(ErrorCode::kIo, "cannot create '" + stderr_path_ + "': " + ErrnoText(errno));
+    return Fail(ErrorCode::kIo, "cannot create '" + stderr_path_ + "': " + SystemErrorText(errno));
   }
 
   if (!options_.cwd.empty()) {
     struct stat st {};
     if (::stat(options_.cwd.c_str(), &st) != 0) {
       return Fail(ErrorCode::kTargetFailed, "cannot start target " + name_ + ": working directory '" +
-                                                options_.cwd + "': " + ErrnoText(errno));
+                                                options_.cwd + "': " + SystemErrorText(errno));
     }
     if (!S_ISDIR(st.st_mode)) {
       return Fail(ErrorCode::kTargetFailed, "cannot start target " + name_ + ": working directory '" +
@@ -554,13 +500,6 @@ Result<void> SpawnedTarget::Spawn() {
   std::vector<std::string> env_strings;
   env_strings.reserve(env.size());
   for (const auto& [name, value] : env) env_strings.push_back(name + "=" + value);
-  std::vector<char*> envp;
-  for (auto& s : env_strings) envp.push_back(s.data());
-  envp.push_back(nullptr);
-  std::vector<std::string> argv_strings = options_.argv;
-  std::vector<char*> argv;
-  for (auto& s : argv_strings) argv.push_back(s.data());
-  argv.push_back(nullptr);
 
   auto path_it = env.find("PATH");
   auto program = ResolveProgram(options_.argv[0], path_it == env.end() ? "" : path_it->second);
@@ -573,7 +512,8 @@ Result<void> SpawnedTarget::Spawn() {
   if (tee_stdout) {
     int fds[2];
     if (::pipe2(fds, O_CLOEXEC) != 0) {
-      return Fail(ErrorCode::kIo, "cannot create a pipe for the target's stdout: " + ErrnoText(errno));
+      return Fail(ErrorCode::kIo,
+                  "cannot create a pipe for the target's stdout: " + SystemErrorText(errno));
     }
     pipe_read = UniqueFd(fds[0]);
     pipe_write = UniqueFd(fds[1]);
@@ -582,37 +522,29 @@ Result<void> SpawnedTarget::Spawn() {
   }
   int child_stdout = tee_stdout ? pipe_write.get() : stdout_file.get();
 
-  posix_spawn_file_actions_t actions;
-  posix_spawnattr_t attr;
-  posix_spawn_file_actions_init(&actions);
-  posix_spawnattr_init(&attr);
-  posix_spawn_file_actions_addopen(&actions, STDIN_FILENO, "/dev/null", O_RDONLY, 0);
-  posix_spawn_file_actions_adddup2(&actions, child_stdout, STDOUT_FILENO);
-  posix_spawn_file_actions_adddup2(&actions, stderr_file.get(), STDERR_FILENO);
-  if (!options_.cwd.empty()) posix_spawn_file_actions_addchdir_np(&actions, options_.cwd.c_str());
   // Its own process group (so Stop() reaches what it starts), an empty signal mask and default
   // dispositions for every signal: leakgate's handlers and ignored signals (SIGPIPE, SIGHUP under
-  // nohup) must not leak into the target.
-  sigset_t none;
-  sigset_t all;
-  sigemptyset(&none);
-  sigfillset(&all);
-  posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
-  posix_spawnattr_setpgroup(&attr, 0);
-  posix_spawnattr_setsigmask(&attr, &none);
-  posix_spawnattr_setsigdefault(&attr, &all);
-
-  pid_t pid = -1;
+  // nohup) must not leak into the target. stdin is /dev/null.
+  ChildOptions spawn;
+  spawn.argv = options_.argv;
+  spawn.program = *program;
+  spawn.search_path = false;
+  spawn.env = std::move(env_strings);
+  spawn.cwd = options_.cwd;
+  spawn.stdout_fd = child_stdout;
+  spawn.stderr_fd = stderr_file.get();
+  spawn.own_process_group = true;
+  spawn.default_signals = true;
   // glibc's posix_spawn reports a failed exec (or chdir) as its return value, not as exit status 127.
-  int rc = ::posix_spawn(&pid, program->c_str(), &actions, &attr, argv.data(), envp.data());
-  posix_spawn_file_actions_destroy(&actions);
-  posix_spawnattr_destroy(&attr);
+  auto child = leakgate::Spawn(spawn);
   pipe_write.Reset();
-  if (rc != 0) {
+  if (!child) {
     std::string how = *program == options_.argv[0] ? "" : " (found in PATH for '" + options_.argv[0] + "')";
     return Fail(ErrorCode::kTargetFailed, "cannot start target: exec of '" + *program + "'" + how +
-                                              " failed: " + ErrnoText(rc));
+                                              " failed: " + child.error().message);
   }
+  // From here the target's own exit and stop code waits for it.
+  const pid_t pid = child->Release();
   pid_ = pid;
   if (!ChildProcessRegistry::Add(pid_)) {
     // Without a registry slot a signal to leakgate could orphan it: refuse to run it.
@@ -793,7 +725,8 @@ class AttachedTarget final : public Target {
   // The same pid with the same start time: a reused pid is not our process.
   bool Alive() override {
     auto now = ReadProcStat(pid_);
-    return now && now->start_time == stat_.start_time && now->state != 'Z' && now->state != 'X';
+    return now && now->starttime_ticks == stat_.starttime_ticks && now->state != 'Z' &&
+           now->state != 'X';
   }
   std::optional<ExitInfo> ExitStatus() override {
     if (Alive()) return std::nullopt;
@@ -923,11 +856,11 @@ Result<std::unique_ptr<Target>> AttachTarget(pid_t pid) {
     if (err == EACCES || err == EPERM) {
       return Fail(ErrorCode::kPermissionDenied,
                   "cannot attach to pid " + std::to_string(pid) + " (" + stat->comm + "): " + proc +
-                      "/fd: " + ErrnoText(err) +
+                      "/fd: " + SystemErrorText(err) +
                       "; run leakgate as the process's user or with CAP_SYS_PTRACE");
     }
     return Fail(ErrorCode::kNotFound, "cannot attach to pid " + std::to_string(pid) + ": " + proc +
-                                          "/fd: " + ErrnoText(err));
+                                          "/fd: " + SystemErrorText(err));
   }
   ::closedir(fds);
   return std::unique_ptr<Target>(new AttachedTarget(pid, std::move(*stat)));
@@ -1072,7 +1005,7 @@ void RaiseTerminationSignal() {
 Result<void> BecomeChildSubreaper() {
   if (::prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) != 0) {
     return Fail(ErrorCode::kFailedPrecondition,
-                "prctl(PR_SET_CHILD_SUBREAPER) failed: " + ErrnoText(errno));
+                "prctl(PR_SET_CHILD_SUBREAPER) failed: " + SystemErrorText(errno));
   }
   return {};
 }

@@ -5,8 +5,10 @@
 // The runner owns the workload and calls `Run` for run 1, 2, ... from one thread at a time; a
 // workload is not safe for concurrent `Run` calls. The `cancel` flag may be set from any thread (a
 // signal handler's flag, another thread): `Run` checks it at least every 10 ms and returns soon
-// after. Nothing a run opens (connections, child processes) outlives it, so leakgate's own sockets
-// are never counted as the target's.
+// after. Workloads sleep, poll and measure durations and timeouts on the Clock they are given
+// (Clock::Real() unless a test passes a FakeClock); only waits the OS itself bounds (a socket read)
+// run on real time, with their limits taken from that clock. Nothing a run opens (connections,
+// child processes) outlives it, so leakgate's own sockets are never counted as the target's.
 #ifndef LEAKGATE_HARNESS_DRIVE_WORKLOAD_H_
 #define LEAKGATE_HARNESS_DRIVE_WORKLOAD_H_
 
@@ -18,6 +20,7 @@
 #include <optional>
 #include <string>
 
+#include "base/clock.h"
 #include "base/error.h"
 #include "harness/scenario/scenario.h"
 
@@ -61,13 +64,14 @@ class Workload {
 // by earlier steps of the same run.
 class HttpWorkload : public Workload {
  public:
-  HttpWorkload(HttpWorkloadConfig config, PlaceholderValues values);
+  HttpWorkload(HttpWorkloadConfig config, PlaceholderValues values, Clock& clock = Clock::Real());
   Result<WorkloadRunInfo> Run(int run_index, const std::atomic<bool>& cancel) override;
   std::string Describe() const override;
 
  private:
   HttpWorkloadConfig config_;
   PlaceholderValues values_;
+  Clock& clock_;
 };
 
 // Runs `config.argv` once per run as a new process group (posix_spawn, stdin from /dev/null), waits
@@ -79,7 +83,8 @@ class HttpWorkload : public Workload {
 class CommandWorkload : public Workload {
  public:
   CommandWorkload(CommandWorkloadConfig config, PlaceholderValues values,
-                  std::string output_dir = "", double kill_grace_s = 1.0);
+                  std::string output_dir = "", double kill_grace_s = 1.0,
+                  Clock& clock = Clock::Real());
   Result<WorkloadRunInfo> Run(int run_index, const std::atomic<bool>& cancel) override;
   std::string Describe() const override;
 
@@ -88,6 +93,7 @@ class CommandWorkload : public Workload {
   PlaceholderValues values_;
   std::string output_dir_;
   double kill_grace_s_;
+  Clock& clock_;
 };
 
 // A workload in the calling process: `Run` calls `callback`. The callback reports failure through
@@ -97,21 +103,25 @@ class CallbackWorkload : public Workload {
   using Callback =
       std::function<Result<WorkloadRunInfo>(int run_index, const std::atomic<bool>& cancel)>;
 
-  CallbackWorkload(Callback callback, std::string description = "in-process callback");
+  CallbackWorkload(Callback callback, std::string description = "in-process callback",
+                   Clock& clock = Clock::Real());
   Result<WorkloadRunInfo> Run(int run_index, const std::atomic<bool>& cancel) override;
   std::string Describe() const override;
 
  private:
   Callback callback_;
   std::string description_;
+  Clock& clock_;
 };
 
 // The workload a scenario describes: HttpWorkload or CommandWorkload with the scenario's load-time
-// placeholder values. `output_dir` is for a command's stdout and stderr (may be empty). Fails
+// placeholder values, timed on `clock`. `output_dir` is for a command's stdout and stderr (may be
+// empty). Fails
 // (kInvalidArgument) when the config has neither `http` nor `command`.
 Result<std::unique_ptr<Workload>> MakeWorkload(const WorkloadConfig& config,
                                                const PlaceholderValues& values,
-                                               const std::string& output_dir = "");
+                                               const std::string& output_dir = "",
+                                               Clock& clock = Clock::Real());
 
 }  // namespace leakgate::harness
 

@@ -225,7 +225,7 @@ GateResult RunScenario(const Scenario& scenario, const ScenarioRunOptions& optio
     heap = std::move(*created);
   }
 
-  auto workload = MakeWorkload(scenario.workload, scenario.placeholders, options.out_dir);
+  auto workload = MakeWorkload(scenario.workload, scenario.placeholders, options.out_dir, clock);
   if (!workload) return finish(error_result(kExitUsage, workload.error().message));
 
   GateResult r = RunGate(config, *target, **workload, heap.get(), clock, reader, options.progress);

@@ -103,7 +103,7 @@ Result<std::optional<HeapSample>> InProcessHeapProfiles::Read() {
   if (agent_dump_ != nullptr) {
     if (int rc = agent_dump_(path.c_str()); rc != 0) {
       return Fail(ErrorCode::kIo, "leakgate_agent_dump(" + path + ") failed: " +
-                                      std::strerror(rc < 0 ? -rc : rc));
+                                      SystemErrorText(rc < 0 ? -rc : rc));
     }
   } else if (gperftools_profile_ != nullptr && gperftools_running_ != nullptr &&
              gperftools_running_() != 0) {
@@ -115,13 +115,13 @@ Result<std::optional<HeapSample>> InProcessHeapProfiles::Read() {
     std::FILE* f = std::fopen(tmp.c_str(), "w");
     if (f == nullptr) {
       std::free(text);
-      return Fail(ErrorCode::kIo, "cannot write " + tmp + ": " + std::strerror(errno));
+      return Fail(ErrorCode::kIo, "cannot write " + tmp + ": " + SystemErrorText(errno));
     }
     const size_t length = std::strlen(text);
     const bool written = std::fwrite(text, 1, length, f) == length;
     std::free(text);
     if (std::fclose(f) != 0 || !written) {
-      return Fail(ErrorCode::kIo, "cannot write " + tmp + ": " + std::strerror(errno));
+      return Fail(ErrorCode::kIo, "cannot write " + tmp + ": " + SystemErrorText(errno));
     }
     std::filesystem::rename(tmp, path, ec);
     if (ec) return Fail(ErrorCode::kIo, "cannot rename " + tmp + ": " + ec.message());

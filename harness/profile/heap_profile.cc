@@ -413,7 +413,7 @@ Result<HeapProfile> ReadHeapProfile(const std::string& path) {
     if (!std::filesystem::exists(path, ec)) {
       return Fail(ErrorCode::kNotFound, "heap profile " + path + " does not exist");
     }
-    return Fail(ErrorCode::kIo, "cannot read heap profile " + path + ": " + std::strerror(error));
+    return Fail(ErrorCode::kIo, "cannot read heap profile " + path + ": " + SystemErrorText(error));
   }
   std::ostringstream text;
   text << in.rdbuf();

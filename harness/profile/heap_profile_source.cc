@@ -88,7 +88,7 @@ Result<std::optional<HeapSample>> HeapProfileSource::Read() {
   for (int attempt = 0; attempt < attempts_ && fresh.empty(); ++attempt) {
     if (::kill(pid_, signal_) != 0) {
       return Fail(ErrorCode::kUnavailable, "cannot signal the target (pid " + std::to_string(pid_) +
-                                               ") for a heap profile: " + std::strerror(errno));
+                                               ") for a heap profile: " + SystemErrorText(errno));
     }
     const double deadline = clock_.NowSeconds() + timeout_s_ / attempts_;
     while (clock_.NowSeconds() < deadline) {

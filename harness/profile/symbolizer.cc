@@ -4,7 +4,6 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
-#include <spawn.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <cxxabi.h>
@@ -20,7 +19,7 @@
 #include <optional>
 #include <set>
 
-extern char** environ;
+#include "base/subprocess.h"
 
 namespace leakgate::harness {
 namespace {
@@ -28,24 +27,6 @@ namespace {
 // A batch that takes longer than this is abandoned (addr2line is killed) and its frames stay
 // unknown, so a broken object cannot hang a report.
 constexpr std::chrono::seconds kBatchTimeout(120);
-
-// Closes a file descriptor when it goes out of scope.
-class Fd {
- public:
-  Fd() = default;
-  explicit Fd(int fd) : fd_(fd) {}
-  ~Fd() { Close(); }
-  Fd(const Fd&) = delete;
-  Fd& operator=(const Fd&) = delete;
-  int get() const { return fd_; }
-  void Close() {
-    if (fd_ >= 0) ::close(fd_);
-    fd_ = -1;
-  }
-
- private:
-  int fd_ = -1;
-};
 
 // Where an object's bytes land in its own address space: its PT_LOAD segments.
 struct ObjectLayout {
@@ -90,9 +71,9 @@ std::optional<ObjectLayout> ReadLayout(int fd, std::string& error) {
 
 // The layout of an ELF object, or nullopt with `error` saying why it cannot be read.
 std::optional<ObjectLayout> ReadObjectLayout(const std::string& path, std::string& error) {
-  Fd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
   if (fd.get() < 0) {
-    error = std::strerror(errno);
+    error = SystemErrorText(errno);
     return std::nullopt;
   }
   unsigned char ident[EI_NIDENT];
@@ -152,7 +133,7 @@ std::vector<FunctionSymbol> ReadSymbols(int fd) {
 }
 
 std::vector<FunctionSymbol> ReadFunctionSymbols(const std::string& path) {
-  Fd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
   unsigned char ident[EI_NIDENT];
   if (fd.get() < 0 ||
       ::pread(fd.get(), ident, sizeof ident, 0) != static_cast<ssize_t>(sizeof ident)) {
@@ -191,49 +172,42 @@ Result<ProcessOutput> RunWithInput(const std::vector<std::string>& argv, const s
   // A socket rather than a pipe for stdin: send(MSG_NOSIGNAL) reports a reader that died with
   // EPIPE instead of raising SIGPIPE in this process.
   if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, in_pair) != 0) {
-    return Fail(ErrorCode::kIo, std::string("socketpair for addr2line: ") + std::strerror(errno));
+    return Fail(ErrorCode::kIo, std::string("socketpair for addr2line: ") + SystemErrorText(errno));
   }
-  Fd in_parent(in_pair[0]), in_child(in_pair[1]);
+  UniqueFd in_parent(in_pair[0]), in_child(in_pair[1]);
   int out_pipe[2], err_pipe[2];
   if (::pipe2(out_pipe, O_CLOEXEC) != 0) {
-    return Fail(ErrorCode::kIo, std::string("pipe for addr2line: ") + std::strerror(errno));
+    return Fail(ErrorCode::kIo, std::string("pipe for addr2line: ") + SystemErrorText(errno));
   }
-  Fd out_read(out_pipe[0]), out_write(out_pipe[1]);
+  UniqueFd out_read(out_pipe[0]), out_write(out_pipe[1]);
   if (::pipe2(err_pipe, O_CLOEXEC) != 0) {
-    return Fail(ErrorCode::kIo, std::string("pipe for addr2line: ") + std::strerror(errno));
+    return Fail(ErrorCode::kIo, std::string("pipe for addr2line: ") + SystemErrorText(errno));
   }
-  Fd err_read(err_pipe[0]), err_write(err_pipe[1]);
+  UniqueFd err_read(err_pipe[0]), err_write(err_pipe[1]);
 
-  posix_spawn_file_actions_t actions;
-  posix_spawn_file_actions_init(&actions);
-  posix_spawn_file_actions_adddup2(&actions, in_child.get(), STDIN_FILENO);
-  posix_spawn_file_actions_adddup2(&actions, out_write.get(), STDOUT_FILENO);
-  posix_spawn_file_actions_adddup2(&actions, err_write.get(), STDERR_FILENO);
-  std::vector<char*> args;
-  std::vector<std::string> copies = argv;
-  for (std::string& arg : copies) args.push_back(arg.data());
-  args.push_back(nullptr);
-  pid_t pid = 0;
-  const int spawned = ::posix_spawnp(&pid, args[0], &actions, nullptr, args.data(), environ);
-  posix_spawn_file_actions_destroy(&actions);
-  in_child.Close();
-  out_write.Close();
-  err_write.Close();
-  if (spawned != 0) {
-    if (spawned == ENOENT) {
+  ChildOptions options;
+  options.argv = argv;
+  options.stdin_fd = in_child.get();
+  options.stdout_fd = out_write.get();
+  options.stderr_fd = err_write.get();
+  auto child = Spawn(options);
+  in_child.Reset();
+  out_write.Reset();
+  err_write.Reset();
+  if (!child) {
+    if (child.error().code == ErrorCode::kNotFound) {
       return Fail(ErrorCode::kNotFound,
                   "cannot symbolize heap profiles: '" + argv[0] +
                       "' was not found on PATH; install binutils (apt-get install binutils)");
     }
-    return Fail(ErrorCode::kNotFound,
-                "cannot start '" + argv[0] + "' to symbolize heap profiles: " +
-                    std::strerror(spawned));
+    return Fail(ErrorCode::kNotFound, "cannot start '" + argv[0] +
+                                          "' to symbolize heap profiles: " + child.error().message);
   }
   ::fcntl(in_parent.get(), F_SETFL, ::fcntl(in_parent.get(), F_GETFL) | O_NONBLOCK);
 
   ProcessOutput output;
   size_t written = 0;
-  if (input.empty()) in_parent.Close();
+  if (input.empty()) in_parent.Reset();
   const auto deadline = std::chrono::steady_clock::now() + kBatchTimeout;
   bool killed = false;
   while (out_read.get() >= 0 || err_read.get() >= 0) {
@@ -244,7 +218,7 @@ Result<ProcessOutput> RunWithInput(const std::vector<std::string>& argv, const s
     const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
         deadline - std::chrono::steady_clock::now());
     if (left.count() <= 0) {
-      ::kill(pid, SIGKILL);
+      child->Signal(SIGKILL);
       killed = true;
       break;
     }
@@ -257,7 +231,7 @@ Result<ProcessOutput> RunWithInput(const std::vector<std::string>& argv, const s
                                  MSG_NOSIGNAL | MSG_DONTWAIT);
         if (n > 0) written += static_cast<size_t>(n);
         if ((n < 0 && errno != EAGAIN && errno != EINTR) || written == input.size()) {
-          in_parent.Close();  // end of input: addr2line finishes and exits
+          in_parent.Reset();  // end of input: addr2line finishes and exits
         }
         continue;
       }
@@ -267,17 +241,15 @@ Result<ProcessOutput> RunWithInput(const std::vector<std::string>& argv, const s
         (entry.fd == out_read.get() ? output.out : output.err).append(buffer, static_cast<size_t>(n));
       } else if (n == 0 || (errno != EAGAIN && errno != EINTR)) {
         if (entry.fd == out_read.get()) {
-          out_read.Close();
+          out_read.Reset();
         } else {
-          err_read.Close();
+          err_read.Reset();
         }
       }
     }
   }
-  in_parent.Close();
-  int status = 0;
-  while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
-  }
+  in_parent.Reset();
+  const int status = child->Wait().value_or(0);
   output.status = killed ? -1 : WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
   return output;
 }

@@ -6,25 +6,14 @@
 #include <charconv>
 #include <cstring>
 
+#include "base/units.h"
+
 namespace leakgate::harness {
 namespace {
 
-constexpr size_t kExcerptChars = 80;
-
-// The start of `text` quoted for an error message, with newlines made visible.
-std::string Excerpt(std::string_view text) {
-  std::string out = "'";
-  for (size_t i = 0; i < text.size() && i < kExcerptChars; ++i) {
-    if (text[i] == '\n') {
-      out += "\\n";
-    } else if (text[i] == '\t') {
-      out += "\\t";
-    } else {
-      out += text[i];
-    }
-  }
-  if (text.size() > kExcerptChars) out += "...";
-  return out + "'";
+// The first 80 characters of `text` quoted for an error message, with newlines made visible.
+std::string Quoted(std::string_view text) {
+  return "'" + leakgate::Excerpt(text, 80 + 3, ControlChars::kEscape) + "'";
 }
 
 std::unexpected<Error> ParseError(std::string_view source, std::string message) {
@@ -91,7 +80,7 @@ Result<void> ParseKilobyteLine(std::string_view source, std::string_view key,
     if (fields[i].key != key) continue;
     auto bytes = KilobytesToBytes(value);
     if (!bytes) {
-      return ParseError(source, "field " + std::string(key) + " is " + Excerpt(Trim(value)) +
+      return ParseError(source, "field " + std::string(key) + " is " + Quoted(Trim(value)) +
                                     ", expected a non-negative number followed by \"kB\"");
     }
     *fields[i].out = *bytes;
@@ -143,12 +132,12 @@ Result<ProcStat> ParseStat(std::string_view text, std::string_view source) {
   const size_t close = text.rfind(')');
   if (open == std::string_view::npos || close == std::string_view::npos || close < open) {
     return ParseError(source,
-                      "expected \"PID (COMM) STATE PPID ...\" as in proc(5), got " + Excerpt(text));
+                      "expected \"PID (COMM) STATE PPID ...\" as in proc(5), got " + Quoted(text));
   }
   ProcStat stat;
   auto pid = ToInt<int64_t>(Trim(text.substr(0, open)));
   if (!pid) {
-    return ParseError(source, "field 1 (pid) is " + Excerpt(Trim(text.substr(0, open))) +
+    return ParseError(source, "field 1 (pid) is " + Quoted(Trim(text.substr(0, open))) +
                                   ", expected a decimal process id");
   }
   stat.pid = *pid;
@@ -158,10 +147,10 @@ Result<ProcStat> ParseStat(std::string_view text, std::string_view source) {
   constexpr size_t kNeeded = 24 - 3 + 1;
   if (rest.size() < kNeeded) {
     return ParseError(source, "has " + std::to_string(rest.size() + 2) +
-                                  " fields, expected at least 24 (up to rss) in " + Excerpt(text));
+                                  " fields, expected at least 24 (up to rss) in " + Quoted(text));
   }
   if (rest[0].size() != 1) {
-    return ParseError(source, "field 3 (state) is " + Excerpt(rest[0]) +
+    return ParseError(source, "field 3 (state) is " + Quoted(rest[0]) +
                                   ", expected one letter such as R, S, D or Z");
   }
   stat.state = rest[0][0];
@@ -188,7 +177,7 @@ Result<ProcStat> ParseStat(std::string_view text, std::string_view source) {
     auto number = ToInt<int64_t>(value);
     if (!number) {
       return ParseError(source, "field " + std::to_string(field.number) + " (" +
-                                    std::string(field.name) + ") is " + Excerpt(value) +
+                                    std::string(field.name) + ") is " + Quoted(value) +
                                     ", expected a decimal integer");
     }
     *field.out = *number;
@@ -214,7 +203,7 @@ Result<ProcStatus> ParseStatus(std::string_view text, std::string_view source) {
     if (colon == std::string_view::npos) {
       error =
           Error{ErrorCode::kParse, std::string(source) + ": line " + std::to_string(line_number) +
-                                       " is " + Excerpt(line) + ", expected \"Key:\\tValue\""};
+                                       " is " + Quoted(line) + ", expected \"Key:\\tValue\""};
       return;
     }
     const std::string_view key = line.substr(0, colon);
@@ -224,7 +213,7 @@ Result<ProcStatus> ParseStatus(std::string_view text, std::string_view source) {
       if (!number) {
         error =
             Error{ErrorCode::kParse, std::string(source) + ": field " + std::string(key) + " is " +
-                                         Excerpt(Trim(value)) + ", expected a decimal integer"};
+                                         Quoted(Trim(value)) + ", expected a decimal integer"};
         return;
       }
       out = *number;
@@ -260,7 +249,7 @@ Result<ProcStatus> ParseStatus(std::string_view text, std::string_view source) {
   if (error) return std::unexpected(*error);
   if (!has_name) {
     return ParseError(
-        source, "no \"Name:\" line, expected the text of /proc/PID/status, got " + Excerpt(text));
+        source, "no \"Name:\" line, expected the text of /proc/PID/status, got " + Quoted(text));
   }
   return status;
 }
@@ -291,7 +280,7 @@ Result<SmapsRollup> ParseSmapsRollup(std::string_view text, std::string_view sou
   if (!pss) {
     return ParseError(
         source,
-        "no \"Pss:\" line, expected the text of /proc/PID/smaps_rollup, got " + Excerpt(text));
+        "no \"Pss:\" line, expected the text of /proc/PID/smaps_rollup, got " + Quoted(text));
   }
   rollup.pss_bytes = *pss;
   return rollup;
@@ -309,7 +298,7 @@ Result<std::string> ParseCgroupV2Path(std::string_view text, std::string_view so
     const size_t second = first == std::string_view::npos ? first : line.find(':', first + 1);
     if (second == std::string_view::npos) {
       error = Error{ErrorCode::kParse, std::string(source) + ": line " +
-                                           std::to_string(line_number) + " is " + Excerpt(line) +
+                                           std::to_string(line_number) + " is " + Quoted(line) +
                                            ", expected \"ID:CONTROLLERS:PATH\" such as \"0::/\""};
       return;
     }
@@ -317,7 +306,7 @@ Result<std::string> ParseCgroupV2Path(std::string_view text, std::string_view so
     const std::string_view cgroup = line.substr(second + 1);
     if (cgroup.empty() || cgroup.front() != '/') {
       error = Error{ErrorCode::kParse, std::string(source) + ": cgroup v2 path is " +
-                                           Excerpt(cgroup) + ", expected an absolute path"};
+                                           Quoted(cgroup) + ", expected an absolute path"};
       return;
     }
     path = std::string(cgroup);
@@ -334,7 +323,7 @@ Result<std::string> ParseCgroupV2Path(std::string_view text, std::string_view so
 Result<int64_t> ParseMemoryCurrent(std::string_view text, std::string_view source) {
   auto bytes = ToInt<int64_t>(Trim(text));
   if (!bytes || *bytes < 0) {
-    return ParseError(source, "is " + Excerpt(text) + ", expected a number of bytes");
+    return ParseError(source, "is " + Quoted(text) + ", expected a number of bytes");
   }
   return *bytes;
 }
@@ -344,7 +333,7 @@ Result<std::vector<int64_t>> ParseChildren(std::string_view text, std::string_vi
   for (std::string_view field : SplitWhitespace(text)) {
     auto pid = ToInt<int64_t>(field);
     if (!pid || *pid <= 0) {
-      return ParseError(source, "entry " + Excerpt(field) +
+      return ParseError(source, "entry " + Quoted(field) +
                                     " is not a process id, expected space-separated pids");
     }
     pids.push_back(*pid);
@@ -431,7 +420,7 @@ Result<std::vector<InetSocket>> ParseNetInet(std::string_view text, std::string_
     auto fail = [&](std::string what) {
       error =
           Error{ErrorCode::kParse, std::string(source) + ": line " + std::to_string(line_number) +
-                                       " " + what + " in " + Excerpt(Trim(line))};
+                                       " " + what + " in " + Quoted(Trim(line))};
     };
     // sl local rem st tx:rx tr:when retrnsmt uid timeout inode ...
     if (f.size() < 10) {
@@ -444,7 +433,7 @@ Result<std::vector<InetSocket>> ParseNetInet(std::string_view text, std::string_
     auto local = DecodeInetAddress(f[1], ipv6);
     auto remote = DecodeInetAddress(f[2], ipv6);
     if (!local || !remote) {
-      fail(std::string("has address ") + Excerpt(local ? f[2] : f[1]) + ", expected " +
+      fail(std::string("has address ") + Quoted(local ? f[2] : f[1]) + ", expected " +
            (ipv6 ? "32" : "8") + " hex digits, ':' and a hex port");
       return;
     }
@@ -452,7 +441,7 @@ Result<std::vector<InetSocket>> ParseNetInet(std::string_view text, std::string_
     auto uid = ToInt<int64_t>(f[7]);
     auto inode = ToInt<uint64_t>(f[9]);
     if (!state || !uid || !inode) {
-      fail("has state " + Excerpt(f[3]) + ", uid " + Excerpt(f[7]) + ", inode " + Excerpt(f[9]) +
+      fail("has state " + Quoted(f[3]) + ", uid " + Quoted(f[7]) + ", inode " + Quoted(f[9]) +
            ", expected hex, decimal, decimal");
       return;
     }
@@ -483,7 +472,7 @@ Result<std::vector<UnixSocket>> ParseNetUnix(std::string_view text, std::string_
     if (!type || !state || !inode) {
       error = Error{ErrorCode::kParse,
                     std::string(source) + ": line " + std::to_string(line_number) + " is " +
-                        Excerpt(Trim(line)) +
+                        Quoted(Trim(line)) +
                         ", expected \"Num RefCount Protocol Flags Type St Inode [Path]\""};
       return;
     }

@@ -25,7 +25,7 @@ Error ErrnoError(int err, std::string_view action, const std::string& path) {
   } else if (err == EACCES || err == EPERM) {
     code = ErrorCode::kPermissionDenied;
   }
-  return Error{code, "cannot " + std::string(action) + " " + path + ": " + std::strerror(err)};
+  return Error{code, "cannot " + std::string(action) + " " + path + ": " + SystemErrorText(err)};
 }
 
 // Reading a /proc file costs open + read + read + close; on this kind of machine (about 1.2 us per

@@ -112,8 +112,6 @@ std::string UnknownNameHint(std::string_view word, const std::vector<std::string
   return "; expected one of: " + list;
 }
 
-std::string SystemError(int error) { return std::strerror(error); }
-
 // -------------------------------------------------------------------------------------------------
 
 // Reads the fields of one JSON object, reporting problems under its path. Every getter returns the
@@ -886,7 +884,7 @@ Result<std::string> ReadFileText(const std::filesystem::path& path) {
       return Fail(ErrorCode::kNotFound, "scenario file " + path.string() + " does not exist");
     }
     return Fail(ErrorCode::kIo,
-                "cannot read scenario file " + path.string() + ": " + SystemError(error));
+                "cannot read scenario file " + path.string() + ": " + SystemErrorText(error));
   }
   std::ostringstream text;
   text << in.rdbuf();

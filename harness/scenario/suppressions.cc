@@ -149,7 +149,7 @@ Result<Suppressions> LoadSuppressions(const std::filesystem::path& path) {
       return Fail(ErrorCode::kNotFound, "suppressions file " + path.string() + " does not exist");
     }
     return Fail(ErrorCode::kIo, "cannot read suppressions file " + path.string() + ": " +
-                                    std::strerror(error));
+                                    SystemErrorText(error));
   }
   std::ostringstream text;
   text << in.rdbuf();

@@ -52,5 +52,19 @@ TEST(ExcerptTest, LongTextEndsInAnEllipsisWithinTheLimit) {
   EXPECT_EQ(Excerpt("abcdefgh", 5), "ab...");
 }
 
+TEST(ExcerptTest, ControlCharactersKeptSpacedOrEscaped) {
+  EXPECT_EQ(Excerpt("a\nb"), "a\nb");
+  EXPECT_EQ(Excerpt("a\nb\tc", 120, ControlChars::kSpace), "a b c");
+  EXPECT_EQ(Excerpt("a\nb\tc\x01", 120, ControlChars::kEscape), "a\\nb\\tc\\x01");
+  // The limit counts the text's own characters, not the escapes.
+  EXPECT_EQ(Excerpt("\n\n\n\n\n\n", 5, ControlChars::kEscape), "\\n\\n...");
+}
+
+TEST(FormatSecondsShortTest, ShortestFormWithTheDigitsAsked) {
+  EXPECT_EQ(FormatSecondsShort(0.3), "0.3 s");
+  EXPECT_EQ(FormatSecondsShort(120), "120 s");
+  EXPECT_EQ(FormatSecondsShort(0.012345, 3), "0.0123 s");
+}
+
 }  // namespace
 }  // namespace leakgate

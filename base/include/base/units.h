@@ -27,9 +27,22 @@ std::string Fixed(double value, int digits);
 // Seconds with two decimals and the unit: "0.50 s", "12.25 s".
 std::string FormatSeconds(double seconds);
 
+// Seconds in the shortest form with at most `significant_digits` digits and the unit: "0.3 s",
+// "1.25 s", "120 s" (printf's %g), for a duration that was given (a timeout) rather than measured.
+std::string FormatSecondsShort(double seconds, int significant_digits = 6);
+
+// What an excerpt does with control characters (bytes below 0x20).
+enum class ControlChars {
+  kKeep,     // as they are
+  kSpace,    // each one a space, so the excerpt stays on one line
+  kEscape,   // made visible: "\n", "\t", "\r", others "\xNN"
+};
+
 // `text` as quoted in a message: itself when at most `max_chars` long, else its first
-// `max_chars - 3` characters and "...".
-std::string Excerpt(std::string_view text, size_t max_chars = 120);
+// `max_chars - 3` characters and "..."; control characters treated as `control` says (the limit
+// counts the characters of `text`, before any escape).
+std::string Excerpt(std::string_view text, size_t max_chars = 120,
+                    ControlChars control = ControlChars::kKeep);
 
 }  // namespace leakgate
 

@@ -1,5 +1,7 @@
 #include "harness/analyze/analysis.h"
 
+#include "harness/analyze/growth_order.h"
+
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
@@ -1001,6 +1003,7 @@ Analysis Analyze(const AnalysisInput& input) {
                                    " checks passed" + over + ".";
       break;
   }
+  analysis.growth = OrderGrowth(std::move(analysis.growth), analysis.checks);
   return analysis;
 }
 

@@ -1002,6 +1002,8 @@ Analysis Analyze(const AnalysisInput& input) {
                              : "pass: all " + std::to_string(analysis.checks.size()) +
                                    " checks passed" + over + ".";
       break;
+    case Verdict::kError:  // a gate's verdict when the target failed, never the analysis'
+      break;
   }
   analysis.growth = OrderGrowth(std::move(analysis.growth), analysis.checks);
   return analysis;

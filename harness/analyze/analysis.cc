@@ -1,5 +1,7 @@
 #include "harness/analyze/analysis.h"
 
+#include "harness/analyze/growth_order.h"
+
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
@@ -1003,6 +1005,7 @@ Analysis Analyze(const AnalysisInput& input) {
     case Verdict::kError:  // the analysis always decides; only a gate ends in an error
       break;
   }
+  analysis.growth = OrderGrowth(std::move(analysis.growth), analysis.checks);
   return analysis;
 }
 

@@ -187,7 +187,7 @@ struct GrowthItem {
 
 struct Analysis {
   std::vector<CheckResult> checks;
-  std::vector<GrowthItem> growth;  // by kind, then largest total first
+  std::vector<GrowthItem> growth;  // what makes a check fail first (OrderGrowth, growth_order.h)
   Verdict verdict = Verdict::kInconclusive;
   bool needs_more_runs = false;
   int judged_runs = 0;

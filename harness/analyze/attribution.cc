@@ -16,6 +16,7 @@
 #include <cstring>
 #include <filesystem>
 #include <map>
+#include <optional>
 #include <set>
 
 #include "harness/analyze/analysis.h"
@@ -54,7 +55,31 @@ bool Wildcard(std::string_view address) { return address == "0.0.0.0" || address
 // "6.4"
 }  // namespace
 
-SocketSites::SocketSites(std::span<const std::string> descriptions) {
+Result<EphemeralPorts> ParseEphemeralPorts(std::string_view text) {
+  std::string spaced(text);
+  std::replace_if(spaced.begin(), spaced.end(), [](char c) { return c == '\t' || c == '\n'; }, ' ');
+  const std::vector<std::string_view> words = Words(spaced);
+  std::optional<int> ports[2];
+  if (words.size() == 2) {
+    for (size_t i = 0; i < 2; ++i) {
+      int port = 0;
+      const auto [end, ec] = std::from_chars(words[i].data(), words[i].data() + words[i].size(), port);
+      if (ec == std::errc() && end == words[i].data() + words[i].size() && port >= 1 &&
+          port <= 65535) {
+        ports[i] = port;
+      }
+    }
+  }
+  if (!ports[0] || !ports[1] || *ports[0] > *ports[1]) {
+    return Fail(ErrorCode::kInvalidArgument,
+                "ephemeral port range: expected two ports, the first not above the second, got \"" +
+                    std::string(text) + "\"");
+  }
+  return EphemeralPorts{.first = *ports[0], .last = *ports[1]};
+}
+
+SocketSites::SocketSites(std::span<const std::string> descriptions, EphemeralPorts ephemeral)
+    : ephemeral_(ephemeral) {
   for (const std::string& description : descriptions) {
     const std::vector<std::string_view> words = Words(description);
     if (words.size() == 3 && InetProtocol(words[0]) && words[2] == "LISTEN") {
@@ -64,13 +89,15 @@ SocketSites::SocketSites(std::span<const std::string> descriptions) {
   }
 }
 
-SocketSites::SocketSites(const SocketTable& table)
-    : SocketSites([&] {
-        std::vector<std::string> descriptions;
-        descriptions.reserve(table.size());
-        for (const auto& [inode, description] : table) descriptions.push_back(description);
-        return descriptions;
-      }()) {}
+SocketSites::SocketSites(const SocketTable& table, EphemeralPorts ephemeral)
+    : SocketSites(
+          [&] {
+            std::vector<std::string> descriptions;
+            descriptions.reserve(table.size());
+            for (const auto& [inode, description] : table) descriptions.push_back(description);
+            return descriptions;
+          }(),
+          ephemeral) {}
 
 bool SocketSites::Accepted(std::string_view protocol, std::string_view local_end) const {
   const auto [address, port] = SplitEnd(local_end);
@@ -90,7 +117,16 @@ std::string SocketSites::SiteOf(std::string_view description) const {
     }
     if (words.size() == 3) {
       if (words[2] == "LISTEN") return protocol + " listening on " + std::string(words[1]);
-      if (words[0].starts_with("udp")) return protocol + " on " + std::string(words[1]);
+      if (words[0].starts_with("udp")) {
+        // A port the kernel picked differs with every socket: the site is the address alone.
+        const auto [address, port] = SplitEnd(words[1]);
+        int number = 0;
+        const auto [end, ec] = std::from_chars(port.data(), port.data() + port.size(), number);
+        if (ec == std::errc() && end == port.data() + port.size() && ephemeral_.Contains(number)) {
+          return protocol + " on " + std::string(address) + ":*";
+        }
+        return protocol + " on " + std::string(words[1]);
+      }
       return protocol + " unconnected";
     }
   } else if (words[0] == "unix" && words.size() >= 3) {
@@ -105,8 +141,8 @@ std::string SocketSites::SiteOf(std::string_view description) const {
 }
 
 std::vector<ResolvedFd> ResolveFds(std::span<const std::string> fd_targets,
-                                   const SocketTable& sockets) {
-  const SocketSites sites(sockets);
+                                   const SocketTable& sockets, EphemeralPorts ephemeral) {
+  const SocketSites sites(sockets, ephemeral);
   std::vector<ResolvedFd> resolved;
   resolved.reserve(fd_targets.size());
   for (const std::string& target : fd_targets) {

@@ -18,6 +18,15 @@
 namespace leakgate::harness {
 namespace {
 
+// The ephemeral port range of the machine (which names sockets bound to port 0 without their
+// port); the kernel's default when it cannot be read.
+EphemeralPorts ReadEphemeralPorts(ProcReader& reader) {
+  const Result<std::string> text = reader.ReadFile("/proc/sys/net/ipv4/ip_local_port_range");
+  if (!text) return {};
+  const Result<EphemeralPorts> ports = ParseEphemeralPorts(*text);
+  return ports ? *ports : EphemeralPorts{};
+}
+
 // One gate in progress: the sampling loop, the phases and the records.
 class Gate {
  public:
@@ -29,6 +38,7 @@ class Gate {
         heap_(heap),
         clock_(clock),
         reader_(reader),
+        ephemeral_(ReadEphemeralPorts(reader)),
         sampler_(target.pid(), reader, clock, SamplerOptions{.include_children = config.include_children}),
         progress_(progress) {}
 
@@ -272,7 +282,7 @@ class Gate {
       if (!link) return std::nullopt;
       if (!sockets) sockets = DescribeSockets();
       const std::vector<std::string> one = {*link};
-      const std::vector<ResolvedFd> resolved = ResolveFds(one, *sockets);
+      const std::vector<ResolvedFd> resolved = ResolveFds(one, *sockets, ephemeral_);
       if (resolved.empty()) return std::nullopt;
       return resolved.front().site;
     };
@@ -427,7 +437,7 @@ class Gate {
     for (ThreadGroupCpu& group : GroupThreadCpu(thread_cpu)) {
       if (group.cpu_pct > 0) snap.idle_threads.push_back(std::move(group));
     }
-    snap.resolved_fds = ResolveFds(snap.fd_targets, DescribeSockets());
+    snap.resolved_fds = ResolveFds(snap.fd_targets, DescribeSockets(), ephemeral_);
     std::sort(snap.resolved_fds.begin(), snap.resolved_fds.end(),
               [](const ResolvedFd& a, const ResolvedFd& b) {
                 return std::tie(a.site, a.description) < std::tie(b.site, b.description);
@@ -506,6 +516,7 @@ class Gate {
   HeapSource* heap_;
   Clock& clock_;
   ProcReader& reader_;
+  EphemeralPorts ephemeral_;
   ProcessSampler sampler_;
   const ProgressFn& progress_;
   GateResult result_;

@@ -14,6 +14,7 @@
 
 #include "base/result_names.h"
 #include "base/units.h"
+#include "harness/analyze/growth_order.h"
 #include "harness/profile/heap_profile.h"
 
 namespace leakgate::harness {
@@ -221,8 +222,9 @@ std::optional<HeapProfileSummary> AttributeGateHeap(const GateHeapProfiles& prof
   summary.notes = attribution.notes;
 
   const std::vector<GrowthItem>& heap_items = attribution.growth;
-  // Heap sites first, as the kind the heap check is about; the others keep their order.
+  // The heap sites join the list, which is ordered again as a whole (growth_order.h).
   analysis.growth.insert(analysis.growth.begin(), heap_items.begin(), heap_items.end());
+  analysis.growth = OrderGrowth(std::move(analysis.growth), analysis.checks);
   const auto top = std::find_if(heap_items.begin(), heap_items.end(),
                                 [](const GrowthItem& item) { return item.suppressed.empty(); });
   if (top != heap_items.end()) {

@@ -80,9 +80,9 @@ using SocketSiteOfFd = std::function<std::optional<std::string>(int fd)>;
 
 // Names what the heap profiles show, while the target still runs (its sockets are resolved for the
 // creation stacks): the allocation sites that grew between the reference and each judged run
-// (inserted at the front of `analysis.growth`), the sites at the highest peak of a judged run, and
-// where new threads and sockets were created (the agent's lines in the last profile, attached to
-// the thread and socket growth items). The failing heap and peak-RSS checks get a sentence naming
+// (added to `analysis.growth`, which is then ordered again as a whole by OrderGrowth), the sites
+// at the highest peak of a judged run, and where new threads and sockets were created (the
+// agent's lines in the last profile, attached to the thread and socket growth items). The failing heap and peak-RSS checks get a sentence naming
 // the largest site. The verdict is never changed: attribution only adds names and notes. nullopt
 // when the gate has no profiles.
 std::optional<HeapProfileSummary> AttributeGateHeap(const GateHeapProfiles& profiles,

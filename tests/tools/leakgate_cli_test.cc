@@ -436,6 +436,80 @@ TEST(LeakgateCliTest, HangingTargetIsExitThreeNamingTheStep) {
   EXPECT_EQ(o.result["verdict"], "error");
 }
 
+// Defect: sockets a target opens on ephemeral local ports were listed one site per port: a
+// service leaking one unconnected UDP socket per request (bound to 127.0.0.1:0) showed a growth
+// line per port, "udp on 127.0.0.1:39948 +1 (0.25 per run)", ... "+1 (0.00 per run)". Gated for
+// real, the leak is now one line, "udp on 127.0.0.1:*", at 1 per run.
+TEST(LeakgateCliTest, UdpSocketsOnEphemeralPortsAreOneGrowthLine) {
+  TempDir dir;
+  WriteFile(dir.path() / "udp_leak.py", R"(import socket, sys
+from http.server import BaseHTTPRequestHandler, HTTPServer
+
+leaked = []
+
+class Handler(BaseHTTPRequestHandler):
+    def do_GET(self):
+        if self.path == "/leak":
+            s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            s.bind(("127.0.0.1", 0))
+            leaked.append(s)
+        self.send_response(200)
+        self.send_header("Content-Length", "2")
+        self.end_headers()
+        self.wfile.write(b"ok")
+
+    def log_message(self, *args):
+        pass
+
+HTTPServer(("127.0.0.1", int(sys.argv[1])), Handler).serve_forever()
+)");
+  json s = {{"schema", "leakgate.scenario/1"},
+            {"name", "udp-leak"},
+            {"target", {{"spawn", {{"argv", {"/usr/bin/python3", (dir.path() / "udp_leak.py").string(),
+                                             "${PORT}"}},
+                                   {"ready", {{"http_get", "http://127.0.0.1:${PORT}/healthz"},
+                                              {"timeout_s", 10}}},
+                                   {"stop_timeout_s", 2}}}}},
+            {"workload", {{"http", {{"base_url", "http://127.0.0.1:${PORT}"},
+                                    {"steps", {{{"method", "GET"},
+                                                {"path", "/leak"},
+                                                {"expect_status", {200}}}}}}}}},
+            {"runs", 5},
+            {"warmup_runs", 1},
+            {"max_runs", 6},
+            {"baseline_s", 0.5},
+            {"sample_hz", 20},
+            {"cooldown", {{"max_s", 1}, {"settle_window_s", 0.2}}},
+            {"thresholds", {{"idle_cpu_pct", nullptr},
+                            {"rss_per_run", nullptr},
+                            {"rss_total", nullptr},
+                            {"heap_per_run", nullptr},
+                            {"fds", 0},
+                            {"sockets", 0},
+                            {"threads", 0},
+                            {"peak_rss", nullptr}}}};
+  WriteFile(dir.path() / "s.json", s.dump(2));
+  Outcome o = RunLeakgate((dir.path() / "s.json").string(), dir.path() / "out");
+  EXPECT_EQ(o.exit_code, 1) << o.output;
+  EXPECT_EQ(CheckVerdicts(o.result)["sockets_stable"], "fail") << o.output;
+  std::vector<json> sockets;
+  for (const json& g : o.result["growth"]) {
+    if (g["kind"] == "socket") sockets.push_back(g);
+  }
+  ASSERT_EQ(sockets.size(), 1u) << o.result["growth"].dump(2);
+  EXPECT_EQ(sockets[0]["site"], "udp on 127.0.0.1:*");
+  EXPECT_EQ(sockets[0]["per_run"], 1);
+  EXPECT_EQ(sockets[0]["total"], o.result["judged_runs"]);
+  ASSERT_FALSE(sockets[0]["examples"].empty());
+  EXPECT_THAT(sockets[0]["examples"][0].get<std::string>(),
+              testing::MatchesRegex("udp 127\\.0\\.0\\.1:[0-9]+ UNCONN"));
+  // The console shows one line for them, with the count and the rate.
+  const std::string judged = std::to_string(o.result["judged_runs"].get<int>());
+  EXPECT_THAT(o.output, testing::ContainsRegex("socket +udp on 127\\.0\\.0\\.1:\\* +\\+" + judged +
+                                               " \\(1\\.00 per run\\)"));
+  EXPECT_THAT(o.output, Not(testing::ContainsRegex("udp on 127\\.0\\.0\\.1:[0-9]")));
+}
+
 TEST(LeakgateCliTest, BadScenarioIsExitTwoNamingFileAndPath) {
   TempDir dir;
   WriteFile(dir.path() / "bad.json",

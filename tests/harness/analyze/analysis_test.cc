@@ -749,6 +749,47 @@ TEST(ResolvedFdsTest, LeakedConnectionsAreNamedByTheirPeerWithExamples) {
   EXPECT_EQ(FindCheck(analysis, "fds_stable")->verdict, Verdict::kFail);
 }
 
+// Defect: a service leaking one unconnected UDP socket per run, each bound to 127.0.0.1:0 (a new
+// ephemeral port every time), was listed one growth line per port ("udp on 127.0.0.1:39948 +1
+// (0.25 per run)", ... "+1 (0.00 per run)"), so neither the count nor the rate of the leak showed.
+// The sockets are now one site, "udp on 127.0.0.1:*", +5 at 1.00 per run, next to a fixed-port
+// listener and a connection that keep their ports.
+TEST(ResolvedFdsTest, SocketsOnEphemeralPortsAreOneSiteWithTheirCountAndRate) {
+  Thresholds thresholds = NoChecks();
+  thresholds.fds = 0;
+  thresholds.sockets = 0;
+  const int ports[] = {39948, 51217, 33090, 45771, 58003, 40112};  // as the kernel hands them out
+  const Analysis analysis = Analyze(MakeInput(5, thresholds, [&](RunObservation& run, int k) {
+    SocketTable table = {{1, "tcp 0.0.0.0:8080 LISTEN"},
+                         {2, "tcp 127.0.0.1:44000 -> 127.0.0.1:5432 ESTABLISHED"}};
+    std::vector<std::string> targets = {"socket:[1]", "socket:[2]", "/dev/null"};
+    for (int i = 0; i <= k; ++i) {  // the warm-up leaked one too
+      table[100 + i] = "udp 127.0.0.1:" + std::to_string(ports[i]) + " UNCONN";
+      targets.push_back("socket:[" + std::to_string(100 + i) + "]");
+    }
+    run.resolved_fds = ResolveFds(targets, table);
+    run.sockets = static_cast<int64_t>(table.size());
+  }));
+  EXPECT_EQ(FindCheck(analysis, "sockets_stable")->verdict, Verdict::kFail);
+  std::vector<const GrowthItem*> sockets;
+  for (const GrowthItem& item : analysis.growth) {
+    if (item.kind == "socket") sockets.push_back(&item);
+  }
+  ASSERT_EQ(sockets.size(), 1u) << "one line for the UDP sockets, none for the stable ones";
+  EXPECT_EQ(sockets[0]->site, "udp on 127.0.0.1:*");
+  EXPECT_EQ(sockets[0]->total, 5);
+  EXPECT_EQ(sockets[0]->per_run, 1);
+  // The examples still show the ports (new items only, sorted).
+  EXPECT_THAT(sockets[0]->examples,
+              ElementsAre("udp 127.0.0.1:33090 UNCONN", "udp 127.0.0.1:40112 UNCONN",
+                          "udp 127.0.0.1:45771 UNCONN"));
+  EXPECT_THAT(FindCheck(analysis, "sockets_stable")->detail, HasSubstr("udp on 127.0.0.1:* x5"));
+  const GrowthItem* fd = FindGrowth(analysis, "fd", "udp on 127.0.0.1:*");
+  ASSERT_NE(fd, nullptr);
+  EXPECT_EQ(fd->total, 5);
+  EXPECT_EQ(FindGrowth(analysis, "socket", "tcp listening on 0.0.0.0:8080"), nullptr);
+}
+
 TEST(ResolvedFdsTest, AConnectionThatChangesPeersIsNotANewSocket) {
   // One connection, to a different address after each run (DNS round robin): still one socket.
   Thresholds thresholds = NoChecks();

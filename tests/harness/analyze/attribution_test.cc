@@ -73,6 +73,63 @@ TEST(SocketSitesTest, UnconnectedSocketsByTheirLocalEnd) {
   EXPECT_EQ(sites.SiteOf("tcp 0.0.0.0:0 CLOSE"), "tcp unconnected");
 }
 
+// Defect: an unconnected UDP socket bound to port 0 (127.0.0.1:0, a new port from the kernel's
+// ephemeral range each time) was its own site per port, "udp on 127.0.0.1:39948", so a service
+// leaking one such socket per run showed five growth lines of +1 instead of one line of +5. A
+// port in the ephemeral range is now left out of the site; a fixed port stays in it.
+TEST(SocketSitesTest, UnconnectedSocketsOnAnEphemeralPortShareOneSite) {
+  const SocketSites sites(kTable);  // the kernel's default range, 32768-60999
+  EXPECT_EQ(sites.SiteOf("udp 127.0.0.1:39948 UNCONN"), "udp on 127.0.0.1:*");
+  EXPECT_EQ(sites.SiteOf("udp 127.0.0.1:52113 UNCONN"), "udp on 127.0.0.1:*");
+  EXPECT_EQ(sites.SiteOf("udp6 [::1]:32768 UNCONN"), "udp6 on [::1]:*");
+  EXPECT_EQ(sites.SiteOf("udp 0.0.0.0:60999 UNCONN"), "udp on 0.0.0.0:*");
+  // Fixed ports, outside the range, name the socket.
+  EXPECT_EQ(sites.SiteOf("udp 0.0.0.0:5353 UNCONN"), "udp on 0.0.0.0:5353");
+  EXPECT_EQ(sites.SiteOf("udp 0.0.0.0:61000 UNCONN"), "udp on 0.0.0.0:61000");
+  EXPECT_EQ(sites.SiteOf("udp 0.0.0.0:0 UNCONN"), "udp on 0.0.0.0:0");
+  // A listener keeps its port (it stays for the gate and names what it accepts), so does the
+  // listener end of an accepted connection; a connection is named by its remote end, and an
+  // unconnected TCP socket never had a port in its site.
+  EXPECT_EQ(sites.SiteOf("tcp 0.0.0.0:8080 LISTEN"), "tcp listening on 0.0.0.0:8080");
+  EXPECT_EQ(sites.SiteOf("tcp 127.0.0.1:38685 LISTEN"), "tcp listening on 127.0.0.1:38685");
+  EXPECT_EQ(sites.SiteOf("tcp 127.0.0.1:38685 -> 127.0.0.1:44108 ESTABLISHED"),
+            "tcp accepted on 127.0.0.1:38685");
+  EXPECT_EQ(sites.SiteOf("tcp 127.0.0.1:44108 -> 127.0.0.1:8080 ESTABLISHED"),
+            "tcp -> 127.0.0.1:8080");
+  EXPECT_EQ(sites.SiteOf("tcp 127.0.0.1:44108 CLOSE"), "tcp unconnected");
+  // The machine's own range decides: with 1024-5000, 4000 is ephemeral and 39948 a fixed port.
+  const SocketSites narrow(kTable, EphemeralPorts{.first = 1024, .last = 5000});
+  EXPECT_EQ(narrow.SiteOf("udp 127.0.0.1:4000 UNCONN"), "udp on 127.0.0.1:*");
+  EXPECT_EQ(narrow.SiteOf("udp 127.0.0.1:39948 UNCONN"), "udp on 127.0.0.1:39948");
+}
+
+TEST(EphemeralPortsTest, ParsedFromIpLocalPortRange) {
+  EXPECT_EQ(ParseEphemeralPorts("32768\t60999\n"), (EphemeralPorts{32768, 60999}));
+  EXPECT_EQ(ParseEphemeralPorts("1024 65535"), (EphemeralPorts{1024, 65535}));
+  EXPECT_EQ(ParseEphemeralPorts("40000\t40000\n"), (EphemeralPorts{40000, 40000}));
+  for (const char* bad : {"", "32768", "60999\t32768", "0 100", "1 70000", "a b", "1 2 3"}) {
+    const Result<EphemeralPorts> parsed = ParseEphemeralPorts(bad);
+    ASSERT_FALSE(parsed) << bad;
+    EXPECT_EQ(parsed.error().code, ErrorCode::kInvalidArgument);
+  }
+  EXPECT_TRUE((EphemeralPorts{}).Contains(32768));
+  EXPECT_TRUE((EphemeralPorts{}).Contains(60999));
+  EXPECT_FALSE((EphemeralPorts{}).Contains(32767));
+  EXPECT_FALSE((EphemeralPorts{}).Contains(61000));
+}
+
+TEST(ResolveFdsTest, SocketsOnEphemeralPortsThroughTheTableShareASite) {
+  const SocketTable table = {{1, "udp 127.0.0.1:39948 UNCONN"}, {2, "udp 127.0.0.1:41002 UNCONN"}};
+  const std::vector<std::string> targets = {"socket:[1]", "socket:[2]"};
+  const std::vector<ResolvedFd> fds = ResolveFds(targets, table);
+  ASSERT_EQ(fds.size(), 2u);
+  EXPECT_EQ(fds[0], (ResolvedFd{"udp on 127.0.0.1:*", "udp 127.0.0.1:39948 UNCONN", true}));
+  EXPECT_EQ(fds[1], (ResolvedFd{"udp on 127.0.0.1:*", "udp 127.0.0.1:41002 UNCONN", true}));
+  // Under another range the ports are fixed ones.
+  const std::vector<ResolvedFd> other = ResolveFds(targets, table, EphemeralPorts{1024, 5000});
+  EXPECT_EQ(other[0].site, "udp on 127.0.0.1:39948");
+}
+
 TEST(SocketSitesTest, UnixSocketsByTypeAndPath) {
   const SocketSites sites(kTable);
   EXPECT_EQ(sites.SiteOf("unix stream connected /run/my app.sock"), "unix stream /run/my app.sock");
